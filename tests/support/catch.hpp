@@ -1,0 +1,22 @@
+// The one place that knows which Catch2 is in use: Debian 12 ships Catch2 2
+// (single header <catch2/catch.hpp>), newer systems Catch2 3 (split headers).
+// Tests include this header and use only what both versions spell alike.
+#pragma once
+
+#if defined(KEYFOLIO_CATCH2_MAJOR) && KEYFOLIO_CATCH2_MAJOR >= 3
+#include <catch2/catch_all.hpp>
+#else
+#include <catch2/catch.hpp>
+#endif
+
+#include <string>
+
+namespace keyfolio::test {
+
+// What Catch2 prints for `value` in a failure message.
+template <class T>
+std::string printed(const T& value) {
+  return Catch::Detail::stringify(value);
+}
+
+}  // namespace keyfolio::test
