@@ -2,6 +2,12 @@
 
 #include "catch.hpp"
 
+#include <linux/capability.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <sstream>
 #include <string>
 #include <thread>
@@ -107,6 +113,36 @@ TEST_CASE("the arena reports how much of it is locked in RAM") {
   CHECK(stats.reserved_bytes > 0);
   CHECK(stats.locked_bytes <= stats.reserved_bytes);
   CHECK(stats.fully_locked() == (stats.locked_bytes == stats.reserved_bytes));
+}
+
+TEST_CASE("the arena says so when the memory-lock limit stops it from locking") {
+  // In a child process: no memory may be locked (a zero RLIMIT_MEMLOCK, and
+  // without CAP_IPC_LOCK, which would let root ignore the limit). A secret
+  // that needs a new region must still work, and the stats must show it
+  // unlocked. Exit codes say which expectation failed.
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    const rlimit none{0, 0};
+    if (setrlimit(RLIMIT_MEMLOCK, &none) != 0) _exit(10);
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct caps[2]{};
+    if (syscall(SYS_capget, &header, caps) != 0) _exit(11);
+    caps[0].effective &= ~(1u << CAP_IPC_LOCK);
+    if (syscall(SYS_capset, &header, caps) != 0) _exit(12);
+    const auto before = keyfolio::secure_memory_stats();
+    const SecretString big(std::string(10000, 'b'));  // larger than any pooled slot: a region of its own
+    const auto after = keyfolio::secure_memory_stats();
+    if (big.reveal() != std::string(10000, 'b')) _exit(13);
+    if (after.lock_failures != before.lock_failures + 1) _exit(14);
+    if (after.fully_locked()) _exit(15);
+    if (after.reserved_bytes - after.locked_bytes < 10000) _exit(16);
+    _exit(0);
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
 
 TEST_CASE("secrets are safe to create and release from many threads") {
