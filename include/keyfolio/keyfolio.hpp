@@ -1,9 +1,14 @@
 // keyfolio/keyfolio.hpp: the whole public API in one include.
 #pragma once
 
+#include <keyfolio/account.hpp>
 #include <keyfolio/account_id.hpp>
+#include <keyfolio/account_manager.hpp>
+#include <keyfolio/backends/memory.hpp>
 #include <keyfolio/credentials.hpp>
 #include <keyfolio/error.hpp>
 #include <keyfolio/exchange_catalog.hpp>
+#include <keyfolio/key_source.hpp>
 #include <keyfolio/secret.hpp>
+#include <keyfolio/storage.hpp>
 #include <keyfolio/version.hpp>

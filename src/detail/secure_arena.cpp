@@ -140,7 +140,8 @@ void SecureArena::deallocate(char* p, std::size_t size) noexcept {
     state_->release_chunk(*chunk);
     return;
   }
-  sodium_memzero(p, std::min(size, chunk->slot_size));
+  (void)size;
+  sodium_memzero(p, chunk->slot_size);
   auto& partial = state_->partial[chunk->size_class];
   const bool was_full = chunk->used == chunk->capacity;
   --chunk->used;

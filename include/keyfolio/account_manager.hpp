@@ -1,0 +1,129 @@
+// keyfolio/account_manager.hpp: AccountManager, the encrypted account store.
+//
+// An AccountManager keeps exchange accounts — an AccountId and its
+// Credentials — in a StorageBackend, sealing each one with the store's data
+// key before it reaches the backend (see key_source.hpp for what unlocks a
+// store). It validates ids and credentials against an ExchangeCatalog.
+//
+// Reads are served from memory: opening a store decrypts every account once
+// into secure memory, and `get` afterwards is a hash lookup returning a shared,
+// immutable snapshot — no decryption, no system call. Changes made through
+// other managers reach this one through the backend's change feed; on a
+// backend without one, call `refresh()`.
+//
+// Concurrency: safe for concurrent use by many threads. Writes never lose an
+// update made elsewhere: each write is a compare-and-set on the record's
+// version, read fresh from the backend; when another writer got there first
+// the operation is retried on the new state (upsert and remove are
+// add-or-replace and delete-if-present, so a retry is what the caller
+// asked for), up to `Options::max_retries` times, after which it fails with
+// `conflict`. `change_key` is not retried: it fails with `conflict` if the
+// key was changed concurrently.
+//
+// Notifications: `subscribe` tells a host which account was created, updated
+// or removed, by this manager or any other on the same backend. Handlers run
+// outside the manager's locks, possibly on a backend thread; they may call
+// the manager. Read the account for its current state: events of concurrent
+// writes may arrive out of order.
+#pragma once
+
+#include <keyfolio/account.hpp>
+#include <keyfolio/error.hpp>
+#include <keyfolio/exchange_catalog.hpp>
+#include <keyfolio/export.hpp>
+#include <keyfolio/key_source.hpp>
+#include <keyfolio/storage.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace keyfolio {
+
+struct AccountEvent {
+  enum class Kind { created, updated, removed };
+  Kind kind = Kind::created;
+  AccountId id;
+  std::uint64_t version = 0;  // the new version; 0 for removed
+};
+
+struct UpsertResult {
+  bool created = false;  // false: an existing account was replaced
+  std::uint64_t version = 0;
+};
+
+class KEYFOLIO_EXPORT AccountManager {
+ public:
+  struct Options {
+    // The catalog ids and credentials are validated against; must outlive
+    // the manager. Null: the built-in catalog.
+    const ExchangeCatalog* catalog = nullptr;
+    // Compare-and-set attempts of one write before it fails with `conflict`.
+    int max_retries = 32;
+  };
+
+  // Opens the store in `backend`, creating it (with a new random data key
+  // wrapped by `key`) when the backend holds none. Returns `wrong_key` when
+  // `key` does not open an existing store, `corrupt_data` when its keyring is
+  // damaged, and the backend's error when it fails.
+  static Result<AccountManager> open(std::shared_ptr<StorageBackend> backend, const KeySource& key,
+                                     Options options);
+  static Result<AccountManager> open(std::shared_ptr<StorageBackend> backend, const KeySource& key);
+
+  AccountManager(AccountManager&&) noexcept;
+  AccountManager& operator=(AccountManager&&) noexcept;
+  ~AccountManager();
+
+  // Adds the account or replaces its credentials (CoinAPI EMS add-or-update).
+  // `invalid_exchange_id` when the id's exchange is not in the catalog,
+  // `validation_failed` when the credentials do not fit the exchange. The
+  // version starts at 1 and grows by one per update.
+  Result<UpsertResult> upsert(const AccountId& id, Credentials credentials);
+  // Parses `id` first (AccountId::parse with the manager's catalog).
+  Result<UpsertResult> upsert(std::string_view id, Credentials credentials);
+
+  // The account, or `not_found`; `corrupt_data` naming it when its stored
+  // record does not authenticate.
+  Result<std::shared_ptr<const Account>> get(const AccountId& id) const;
+  Result<std::shared_ptr<const Account>> get(std::string_view id) const;
+
+  // Summaries ordered by id; with `exchange`, only that exchange's accounts
+  // (matched through the catalog, so "OKEX" lists okx accounts).
+  std::vector<AccountSummary> list() const;
+  Result<std::vector<AccountSummary>> list(std::string_view exchange) const;
+  std::size_t size() const;
+
+  // Removes the account; `not_found` when absent.
+  Result<void> remove(const AccountId& id);
+  // Removes all of `ids` in one atomic write; `not_found` naming the first
+  // absent one, and then nothing is removed. Returns how many were removed.
+  Result<std::size_t> remove(std::span<const AccountId> ids);
+  // Removes every account; returns how many there were.
+  Result<std::size_t> remove_all();
+
+  // Re-wraps the data key with `new_key` in one atomic write; afterwards only
+  // `new_key` opens the store. Records are not re-encrypted.
+  Result<void> change_key(const KeySource& new_key);
+
+  // Re-reads every account from the backend.
+  Result<void> refresh();
+
+  Subscription subscribe(std::function<void(const AccountEvent&)> handler);
+
+  const ExchangeCatalog& catalog() const noexcept;
+  // Whether changes made elsewhere arrive on their own (the backend has a
+  // change feed) or need refresh().
+  bool has_change_feed() const noexcept;
+
+ private:
+  struct Impl;
+  explicit AccountManager(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace keyfolio

@@ -1,0 +1,60 @@
+// The crypto layer between AccountManager and storage: the keyring record
+// that wraps the store's data key, and sealing/opening of records.
+//
+// Record format: "KF1" | 24-byte nonce | XChaCha20-Poly1305-IETF ciphertext.
+// The associated data binds a record to its store id, collection, key and
+// version, so a record copied to another key, store or version fails to open.
+#pragma once
+
+#include <keyfolio/error.hpp>
+#include <keyfolio/key_source.hpp>
+#include <keyfolio/secret.hpp>
+
+#include "detail/secure_arena.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace keyfolio::detail {
+
+constexpr std::size_t store_id_size = 16;
+constexpr std::size_t nonce_size = 24;
+
+class Vault {
+ public:
+  // A new store: a random store id and data key.
+  static Vault generate();
+  Vault(std::string store_id, SecretString data_key);
+
+  const std::string& store_id() const noexcept { return store_id_; }
+  // The store id in hex, for messages and diagnostics.
+  std::string store_id_hex() const;
+
+  std::string seal(std::string_view collection, std::string_view key, std::uint64_t version,
+                   std::string_view plaintext) const;
+  // The plaintext, or nullopt when the record does not authenticate.
+  std::optional<SecureBuffer> open(std::string_view collection, std::string_view key, std::uint64_t version,
+                                   std::string_view sealed) const;
+  // The nonce of a sealed record (empty if too short): tells two seals apart.
+  static std::string_view nonce_of(std::string_view sealed) noexcept;
+
+  // A keyed, non-reversible fingerprint of `data` (hex, 32 digits).
+  std::string fingerprint(std::string_view data) const;
+
+  // The keyring record: the data key wrapped by `source`'s key. `cost`
+  // applies to passphrases.
+  Result<std::string> keyring_record(const KeySource& source) const;
+  // Unwraps a keyring record: `wrong_key` when `source` is not the key that
+  // wrapped it, `corrupt_data` when the record is damaged.
+  static Result<Vault> open_keyring(std::string_view record, const KeySource& source);
+
+ private:
+  std::string store_id_;
+  SecretString data_key_;
+  SecretString record_key_;
+  SecretString fingerprint_key_;
+};
+
+}  // namespace keyfolio::detail

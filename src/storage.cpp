@@ -1,0 +1,46 @@
+#include <keyfolio/storage.hpp>
+
+namespace keyfolio {
+
+WriteBatch& WriteBatch::put(std::string_view collection, std::string_view key, std::string value,
+                            std::uint64_t expected_version) {
+  operations_.push_back(
+      {Kind::put, std::string(collection), std::string(key), std::move(value), expected_version});
+  return *this;
+}
+
+WriteBatch& WriteBatch::erase(std::string_view collection, std::string_view key,
+                              std::uint64_t expected_version) {
+  operations_.push_back({Kind::erase, std::string(collection), std::string(key), {}, expected_version});
+  return *this;
+}
+
+WriteBatch& WriteBatch::erase_all(std::string_view collection) {
+  operations_.push_back({Kind::erase_all, std::string(collection), {}, {}, 0});
+  return *this;
+}
+
+Subscription& Subscription::operator=(Subscription&& other) noexcept {
+  if (this != &other) {
+    reset();
+    cancel_ = std::move(other.cancel_);
+    other.cancel_ = nullptr;
+  }
+  return *this;
+}
+
+void Subscription::reset() noexcept {
+  if (cancel_) {
+    auto cancel = std::move(cancel_);
+    cancel_ = nullptr;
+    cancel();
+  }
+}
+
+StorageBackend::~StorageBackend() = default;
+
+Result<Subscription> StorageBackend::subscribe(ChangeHandler) {
+  return Error(errc::not_supported, describe() + " has no change feed");
+}
+
+}  // namespace keyfolio
