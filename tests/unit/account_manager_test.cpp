@@ -1,0 +1,451 @@
+#include <keyfolio/account_manager.hpp>
+#include <keyfolio/backends/memory.hpp>
+
+#include "catch.hpp"
+
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+using keyfolio::AccountId;
+using keyfolio::AccountManager;
+using keyfolio::Credentials;
+using keyfolio::KdfCost;
+using keyfolio::KeySource;
+using keyfolio::SecretString;
+using keyfolio::WriteBatch;
+using keyfolio::errc;
+
+namespace {
+
+KeySource passphrase(std::string_view p) { return KeySource::passphrase(SecretString(p), KdfCost::minimum_for_tests()); }
+KeySource raw(char fill) { return KeySource::raw_key(SecretString(std::string(32, fill))); }
+
+Credentials binance_keys(std::string_view key, std::string_view secret) {
+  Credentials c;
+  c.add("apiKey", SecretString(key)).value();
+  c.add("secret", SecretString(secret)).value();
+  return c;
+}
+
+AccountId id(std::string_view text) { return AccountId::parse(text).value(); }
+
+bool mentions(const std::string& message, std::string_view part) { return message.find(part) != std::string::npos; }
+
+// Everything stored, for proving that a rejected call changed nothing.
+std::vector<keyfolio::Record> snapshot(keyfolio::StorageBackend& b) {
+  auto all = b.scan("accounts").value();
+  auto meta = b.scan("keyfolio").value();
+  all.insert(all.end(), meta.begin(), meta.end());
+  return all;
+}
+
+bool same(const std::vector<keyfolio::Record>& a, const std::vector<keyfolio::Record>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].key != b[i].key || a[i].version != b[i].version || a[i].value != b[i].value) return false;
+  }
+  return true;
+}
+
+// Serves stored records with a change applied, as a tampered store would.
+class TamperingBackend : public keyfolio::StorageBackendWrapper {
+ public:
+  using StorageBackendWrapper::StorageBackendWrapper;
+  std::function<void(keyfolio::Record&)> tamper = [](keyfolio::Record&) {};
+
+  keyfolio::Result<std::optional<keyfolio::Record>> get(std::string_view c, std::string_view k) override {
+    auto r = StorageBackendWrapper::get(c, k);
+    if (r && *r && c == "accounts") tamper(**r);
+    return r;
+  }
+  keyfolio::Result<std::vector<keyfolio::Record>> scan(std::string_view c, std::string_view p) override {
+    auto r = StorageBackendWrapper::scan(c, p);
+    if (r && c == "accounts") {
+      for (auto& record : *r) tamper(record);
+    }
+    return r;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a store is created on first open and reopened with the same passphrase") {
+  auto backend = keyfolio::make_memory_backend();
+  {
+    auto m = AccountManager::open(backend, passphrase("correct horse")).value();
+    CHECK(m.has_change_feed());
+    auto r = m.upsert(id("BINANCE/main"), binance_keys("key-1", "secret-1")).value();
+    CHECK(r.created);
+    CHECK(r.version == 1);
+  }
+  auto again = AccountManager::open(backend, passphrase("correct horse")).value();
+  auto account = again.get(id("binance:main")).value();
+  CHECK(account->credentials.find("secret")->reveal() == "secret-1");
+  CHECK(account->id.spelling() == "BINANCE/main");
+}
+
+TEST_CASE("a wrong passphrase or key is reported as such, without touching any record") {
+  auto backend = keyfolio::make_memory_backend();
+  AccountManager::open(backend, passphrase("right")).value().upsert(id("kraken"), binance_keys("k", "s")).value();
+  const auto before = snapshot(*backend);
+  auto wrong = AccountManager::open(backend, passphrase("wrong"));
+  REQUIRE_FALSE(wrong.has_value());
+  CHECK(wrong.error().code() == errc::wrong_key);
+  CHECK(mentions(wrong.error().message(), "passphrase does not open this store"));
+  auto other_kind = AccountManager::open(backend, raw('k'));
+  CHECK(other_kind.error().code() == errc::wrong_key);
+  CHECK(mentions(other_kind.error().message(), "protected by a passphrase, not by a raw key"));
+  CHECK(same(before, snapshot(*backend)));
+}
+
+TEST_CASE("a damaged keyring is corrupt_data, not a wrong key") {
+  auto backend = keyfolio::make_memory_backend();
+  AccountManager::open(backend, raw('a')).value();
+  auto keyring = backend->get("keyfolio", "keyring").value().value();
+  std::string damaged = keyring.value;
+  const auto at = damaged.find("wrapped_key\":\"") + 20;
+  damaged[at] = damaged[at] == '0' ? '1' : '0';
+  backend->write(WriteBatch().put("keyfolio", "keyring", damaged, keyring.version)).value();
+  auto opened = AccountManager::open(backend, raw('a'));
+  REQUIRE_FALSE(opened.has_value());
+  CHECK(opened.error().code() == errc::corrupt_data);
+  backend->write(WriteBatch().put("keyfolio", "keyring", "not json", keyring.version + 1)).value();
+  CHECK(AccountManager::open(backend, raw('a')).error().code() == errc::corrupt_data);
+}
+
+TEST_CASE("bad key sources are refused with a clear error") {
+  auto backend = keyfolio::make_memory_backend();
+  CHECK(AccountManager::open(backend, KeySource::raw_key(SecretString("short"))).error().code() ==
+        errc::invalid_argument);
+  CHECK(AccountManager::open(backend, passphrase("")).error().code() == errc::invalid_argument);
+  auto missing = AccountManager::open(backend, KeySource::key_file("/nonexistent/keyfolio.key"));
+  CHECK(missing.error().code() == errc::invalid_argument);
+  CHECK(mentions(missing.error().message(), "cannot open key file"));
+  CHECK(backend->scan("keyfolio").value().empty());
+}
+
+TEST_CASE("a key file holds 32 raw bytes or 64 hex digits and must be private") {
+  const std::string path = "/tmp/keyfolio-test-" + std::to_string(::getpid()) + ".key";
+  {
+    std::ofstream(path) << std::string(64, 'a') << '\n';
+  }
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  auto backend = keyfolio::make_memory_backend();
+  REQUIRE(AccountManager::open(backend, KeySource::key_file(path)).has_value());
+  REQUIRE(AccountManager::open(backend, KeySource::key_file(path)).has_value());
+  std::filesystem::permissions(path, std::filesystem::perms::group_read, std::filesystem::perm_options::add);
+  auto loose = AccountManager::open(backend, KeySource::key_file(path));
+  CHECK(mentions(loose.error().message(), "accessible by other users"));
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  {
+    std::ofstream(path) << "tooshort";
+  }
+  CHECK(mentions(AccountManager::open(backend, KeySource::key_file(path)).error().message(), "32 raw bytes"));
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("upsert creates, then updates with a bumped version and keeps the creation time") {
+  auto m = AccountManager::open(keyfolio::make_memory_backend(), raw('x')).value();
+  auto first = m.upsert("KRAKEN/JOHN", binance_keys("k1", "s1")).value();
+  CHECK(first.created);
+  CHECK(first.version == 1);
+  const auto created = m.get(id("KRAKEN/JOHN")).value()->created;
+  auto second = m.upsert(id("kraken:JOHN"), binance_keys("k2", "s2")).value();
+  CHECK_FALSE(second.created);
+  CHECK(second.version == 2);
+  auto account = m.get(id("KRAKEN/JOHN")).value();
+  CHECK(account->version == 2);
+  CHECK(account->created == created);
+  CHECK(account->updated >= created);
+  CHECK(account->credentials.find("apiKey")->reveal() == "k2");
+  CHECK(m.size() == 1);
+}
+
+TEST_CASE("upsert rejects bad ids and credentials and stores nothing") {
+  auto backend = keyfolio::make_memory_backend();
+  auto m = AccountManager::open(backend, raw('x')).value();
+  m.upsert(id("okx/a"), [] {
+     Credentials c = binance_keys("k", "s");
+     c.add("passphrase", SecretString("p")).value();
+     return c;
+   }()).value();
+  const auto before = snapshot(*backend);
+  CHECK(m.upsert("NOSUCH/x", binance_keys("k", "s")).error().code() == errc::invalid_exchange_id);
+  CHECK(m.upsert("", binance_keys("k", "s")).error().code() == errc::invalid_exchange_id);
+  auto missing = m.upsert(id("okx/a"), binance_keys("k2", "s2"));
+  CHECK(missing.error().code() == errc::validation_failed);
+  CHECK(mentions(missing.error().message(), "missing required field \"password\""));
+  Credentials extra = binance_keys("k", "s");
+  extra.add("walletAddress", SecretString("0x1")).value();
+  CHECK(m.upsert(id("binance"), extra).error().code() == errc::validation_failed);
+  // An id from another catalog naming an exchange this manager does not know.
+  keyfolio::ExchangeCatalog mine;
+  mine.add({.id = "myvenue", .required = {"apiKey"}}).value();
+  auto foreign = AccountId::parse("myvenue", mine).value();
+  CHECK(m.upsert(foreign, Credentials()).error().code() == errc::invalid_exchange_id);
+  CHECK(same(before, snapshot(*backend)));
+  CHECK(m.get(id("okx/a")).value()->credentials.find("apiKey")->reveal() == "k");
+}
+
+TEST_CASE("list shows summaries without secrets, filtered by exchange") {
+  auto m = AccountManager::open(keyfolio::make_memory_backend(), raw('x')).value();
+  m.upsert("BINANCE/b", binance_keys("key-b", "s")).value();
+  m.upsert("BINANCE/a", binance_keys("key-a", "s")).value();
+  m.upsert("KRAKEN", binance_keys("key-a", "s")).value();
+  const auto all = m.list();
+  REQUIRE(all.size() == 3);
+  CHECK(all[0].id == id("binance/a"));
+  CHECK(all[1].id == id("binance/b"));
+  CHECK(all[0].fields == std::vector<std::string>{"apiKey", "secret"});
+  CHECK(all[0].version == 1);
+  CHECK(all[0].fingerprint.size() == 32);
+  CHECK(all[0].fingerprint != all[1].fingerprint);
+  CHECK(all[0].fingerprint != all[2].fingerprint);  // same key, other exchange
+  CHECK(all[0].fingerprint.find("key-a") == std::string::npos);
+  CHECK(m.list("binance").value().size() == 2);
+  CHECK(m.list("KRAKEN").value().size() == 1);
+  CHECK(m.list("okx").value().empty());
+  CHECK(m.list("nosuch").error().code() == errc::invalid_exchange_id);
+}
+
+TEST_CASE("the fingerprint is stable for the same key and store and differs across stores") {
+  auto backend = keyfolio::make_memory_backend();
+  auto m = AccountManager::open(backend, raw('x')).value();
+  m.upsert("BINANCE/a", binance_keys("key-a", "s1")).value();
+  const auto before = m.list()[0].fingerprint;
+  m.upsert("BINANCE/a", binance_keys("key-a", "s2")).value();
+  CHECK(m.list()[0].fingerprint == before);
+  CHECK(AccountManager::open(backend, raw('x')).value().list()[0].fingerprint == before);
+  auto other = AccountManager::open(keyfolio::make_memory_backend(), raw('x')).value();
+  other.upsert("BINANCE/a", binance_keys("key-a", "s1")).value();
+  CHECK(other.list()[0].fingerprint != before);
+}
+
+TEST_CASE("remove deletes one account, several at once, or all") {
+  auto backend = keyfolio::make_memory_backend();
+  auto m = AccountManager::open(backend, raw('x')).value();
+  for (const char* a : {"binance/1", "binance/2", "binance/3", "kraken/1"}) m.upsert(a, binance_keys("k", "s")).value();
+  REQUIRE(m.remove(id("BINANCE/1")).has_value());
+  CHECK(m.get(id("binance/1")).error().code() == errc::not_found);
+  auto gone = m.remove(id("binance/1"));
+  CHECK(gone.error().code() == errc::not_found);
+  CHECK(mentions(gone.error().message(), "no account \"binance/1\""));
+
+  const auto before = snapshot(*backend);
+  const std::vector<AccountId> some_missing{id("binance/2"), id("binance/9")};
+  auto partial = m.remove(some_missing);
+  CHECK(partial.error().code() == errc::not_found);
+  CHECK(mentions(partial.error().message(), "nothing was removed"));
+  CHECK(same(before, snapshot(*backend)));
+  CHECK(m.size() == 3);
+
+  const std::vector<AccountId> two{id("binance/2"), id("binance:3"), id("BINANCE/2")};
+  CHECK(m.remove(two).value() == 2);
+  CHECK(m.size() == 1);
+  CHECK(m.remove_all().value() == 1);
+  CHECK(m.size() == 0);
+  CHECK(m.remove_all().value() == 0);
+  CHECK(backend->scan("accounts").value().empty());
+}
+
+TEST_CASE("flipping any single byte of a stored record makes get fail with corrupt_data") {
+  auto memory = keyfolio::make_memory_backend();
+  AccountManager::open(memory, raw('x')).value().upsert("BINANCE/main", binance_keys("key", "secret")).value();
+  const auto size = memory->get("accounts", "binance/main").value()->value.size();
+  for (std::size_t i = 0; i < size; ++i) {
+    INFO("byte " << i);
+    auto tampering = std::make_shared<TamperingBackend>(memory);
+    tampering->tamper = [i](keyfolio::Record& r) { r.value[i] = static_cast<char>(r.value[i] ^ 0x01); };
+    auto m = AccountManager::open(tampering, raw('x')).value();
+    auto got = m.get(id("binance/main"));
+    REQUIRE_FALSE(got.has_value());
+    CHECK(got.error().code() == errc::corrupt_data);
+    CHECK(mentions(got.error().message(), "account \"binance/main\""));
+    CHECK(m.list().at(0).corrupt);
+  }
+  // A truncated record too.
+  auto truncating = std::make_shared<TamperingBackend>(memory);
+  truncating->tamper = [](keyfolio::Record& r) { r.value.resize(r.value.size() / 2); };
+  CHECK(AccountManager::open(truncating, raw('x')).value().get(id("binance/main")).error().code() ==
+        errc::corrupt_data);
+}
+
+TEST_CASE("a record copied over another account's is detected") {
+  auto memory = keyfolio::make_memory_backend();
+  auto m = AccountManager::open(memory, raw('x')).value();
+  m.upsert("BINANCE/a", binance_keys("ka", "sa")).value();
+  m.upsert("BINANCE/b", binance_keys("kb", "sb")).value();
+  const auto a = memory->get("accounts", "binance/a").value().value();
+  auto copying = std::make_shared<TamperingBackend>(memory);
+  copying->tamper = [a](keyfolio::Record& r) {
+    if (r.key == "binance/b") r.value = a.value;
+  };
+  auto reopened = AccountManager::open(copying, raw('x')).value();
+  CHECK(reopened.get(id("binance/a")).has_value());
+  CHECK(reopened.get(id("binance/b")).error().code() == errc::corrupt_data);
+  // Upserting over a corrupt record is refused rather than hiding the damage.
+  CHECK(reopened.upsert("BINANCE/b", binance_keys("kb", "sb")).error().code() == errc::corrupt_data);
+}
+
+TEST_CASE("an old version of a record written back under a newer version is detected") {
+  auto memory = keyfolio::make_memory_backend();
+  auto m = AccountManager::open(memory, raw('x')).value();
+  m.upsert("BINANCE/a", binance_keys("k", "old")).value();
+  const auto v1 = memory->get("accounts", "binance/a").value().value();
+  m.upsert("BINANCE/a", binance_keys("k", "new")).value();
+  memory->write(WriteBatch().put("accounts", "binance/a", v1.value, 2)).value();
+  // The change feed re-read the record: this manager sees the rollback too.
+  CHECK(m.get(id("binance/a")).error().code() == errc::corrupt_data);
+  CHECK(AccountManager::open(memory, raw('x')).value().get(id("binance/a")).error().code() == errc::corrupt_data);
+}
+
+TEST_CASE("a record from another store does not open") {
+  auto one = keyfolio::make_memory_backend();
+  auto two = keyfolio::make_memory_backend();
+  AccountManager::open(one, raw('x')).value().upsert("BINANCE/a", binance_keys("k", "s")).value();
+  auto m2 = AccountManager::open(two, raw('x')).value();
+  m2.upsert("BINANCE/a", binance_keys("k", "s2")).value();
+  const auto foreign = one->get("accounts", "binance/a").value().value();
+  two->write(WriteBatch().put("accounts", "binance/a", foreign.value, 1)).value();
+  CHECK(m2.get(id("binance/a")).error().code() == errc::corrupt_data);
+}
+
+TEST_CASE("after change_key the old passphrase fails and the new one opens every account") {
+  auto backend = keyfolio::make_memory_backend();
+  auto m = AccountManager::open(backend, passphrase("old pass")).value();
+  for (int i = 0; i < 20; ++i) m.upsert("binance/" + std::to_string(i), binance_keys("k", std::to_string(i))).value();
+  const auto accounts_before = backend->scan("accounts").value();
+  REQUIRE(m.change_key(passphrase("new pass")).has_value());
+  CHECK(same(accounts_before, backend->scan("accounts").value()));  // only the keyring changed
+  CHECK(AccountManager::open(backend, passphrase("old pass")).error().code() == errc::wrong_key);
+  auto reopened = AccountManager::open(backend, passphrase("new pass")).value();
+  for (int i = 0; i < 20; ++i) {
+    CHECK(reopened.get(id("binance/" + std::to_string(i))).value()->credentials.find("secret")->reveal() ==
+          std::to_string(i));
+  }
+  // Changing to another kind of key works the same way.
+  REQUIRE(reopened.change_key(raw('z')).has_value());
+  CHECK(AccountManager::open(backend, raw('z')).value().size() == 20);
+  // A bad new key changes nothing.
+  const auto keyring = backend->get("keyfolio", "keyring").value().value();
+  CHECK(reopened.change_key(passphrase("")).error().code() == errc::invalid_argument);
+  CHECK(backend->get("keyfolio", "keyring").value()->value == keyring.value);
+}
+
+TEST_CASE("subscribers hear of changes made by this and other managers") {
+  auto backend = keyfolio::make_memory_backend();
+  auto a = AccountManager::open(backend, raw('x')).value();
+  auto b = AccountManager::open(backend, raw('x')).value();
+  std::vector<keyfolio::AccountEvent> seen;
+  std::mutex mutex;
+  auto sub = b.subscribe([&](const keyfolio::AccountEvent& e) {
+    std::lock_guard lock(mutex);
+    seen.push_back(e);
+  });
+  a.upsert("BINANCE/x", binance_keys("k", "s1")).value();
+  a.upsert("BINANCE/x", binance_keys("k", "s2")).value();
+  CHECK(b.get(id("binance/x")).value()->credentials.find("secret")->reveal() == "s2");
+  a.remove(id("binance/x")).value();
+  CHECK(b.get(id("binance/x")).error().code() == errc::not_found);
+  sub.reset();
+  a.upsert("BINANCE/y", binance_keys("k", "s")).value();
+  REQUIRE(seen.size() == 3);
+  CHECK(seen[0].kind == keyfolio::AccountEvent::Kind::created);
+  CHECK(seen[0].id == id("binance/x"));
+  CHECK(seen[1].kind == keyfolio::AccountEvent::Kind::updated);
+  CHECK(seen[1].version == 2);
+  CHECK(seen[2].kind == keyfolio::AccountEvent::Kind::removed);
+}
+
+TEST_CASE("a manager on a backend without a change feed catches up on refresh") {
+  struct NoFeed : keyfolio::StorageBackendWrapper {
+    using StorageBackendWrapper::StorageBackendWrapper;
+    keyfolio::Result<keyfolio::Subscription> subscribe(keyfolio::ChangeHandler) override {
+      return keyfolio::Error(errc::not_supported, "no feed");
+    }
+  };
+  auto memory = keyfolio::make_memory_backend();
+  auto writer = AccountManager::open(memory, raw('x')).value();
+  auto reader = AccountManager::open(std::make_shared<NoFeed>(memory), raw('x')).value();
+  CHECK_FALSE(reader.has_change_feed());
+  writer.upsert("BINANCE/x", binance_keys("k", "s")).value();
+  CHECK(reader.get(id("binance/x")).error().code() == errc::not_found);
+  reader.refresh().value();
+  CHECK(reader.get(id("binance/x")).has_value());
+}
+
+TEST_CASE("concurrent mixed operations on one manager and on two sharing a backend stay consistent",
+          "[concurrency]") {
+  auto backend = keyfolio::make_memory_backend();
+  auto one = AccountManager::open(backend, raw('x')).value();
+  auto two = AccountManager::open(backend, raw('x')).value();
+  constexpr int threads = 8;
+  constexpr int operations = 10000;
+  constexpr int accounts_per_thread = 16;
+  // Each thread owns its accounts, so the expected end state is known; all
+  // threads also contend on one shared account.
+  std::vector<std::map<std::string, std::string>> expected(threads);
+  std::vector<std::thread> workers;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      AccountManager& m = (t % 2 == 0) ? one : two;
+      std::mt19937 rng(static_cast<unsigned>(t));
+      for (int i = 0; i < operations; ++i) {
+        const std::string name = "binance/t" + std::to_string(t) + "-" + std::to_string(rng() % accounts_per_thread);
+        const auto account = id(name);
+        switch (rng() % 4) {
+          case 0:
+          case 1: {
+            const std::string secret = "s" + std::to_string(i);
+            if (m.upsert(account, binance_keys("k", secret))) {
+              expected[t][name] = secret;
+            } else {
+              ++failures;
+            }
+            break;
+          }
+          case 2: {
+            auto r = m.remove(account);
+            if (r || r.error().code() == errc::not_found) {
+              expected[t].erase(name);
+            } else {
+              ++failures;
+            }
+            break;
+          }
+          default: {
+            auto got = m.get(account);
+            if (got && (*got)->credentials.find("secret") == nullptr) ++failures;
+            if (i % 10 == 0 && !m.upsert("kraken/shared", binance_keys("k", std::to_string(t)))) ++failures;
+            break;
+          }
+        }
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  CHECK(failures == 0);
+  auto fresh = AccountManager::open(backend, raw('x')).value();
+  for (const AccountManager* m : {&one, &two, &fresh}) {
+    std::size_t total = 0;
+    for (int t = 0; t < threads; ++t) {
+      for (int k = 0; k < accounts_per_thread; ++k) {
+        const std::string name = "binance/t" + std::to_string(t) + "-" + std::to_string(k);
+        auto got = m->get(id(name));
+        auto want = expected[t].find(name);
+        if (want == expected[t].end()) {
+          CHECK(got.error().code() == errc::not_found);
+        } else {
+          REQUIRE(got.has_value());
+          CHECK((*got)->credentials.find("secret")->reveal() == want->second);
+          ++total;
+        }
+      }
+    }
+    CHECK(m->size() == total + 1);
+    CHECK(m->get(id("kraken/shared")).has_value());
+  }
+}
