@@ -9,6 +9,16 @@ namespace {
 
 Error invalid_field(const std::string& message) { return Error(errc::validation_failed, message); }
 
+// A field name as messages and stream output show it. The catalog's own
+// names are shown whole. Any other name might be a value pasted into the
+// wrong place, so beyond a short field-name length only its first characters
+// and its length are shown.
+std::string shown_name(std::string_view name, const ExchangeCatalog& catalog) {
+  constexpr std::size_t shown_whole = 20;
+  if (catalog.find_field(name) != nullptr || name.size() <= shown_whole) return detail::quote(name);
+  return detail::quote(name.substr(0, 3)) + "... (" + std::to_string(name.size()) + " bytes)";
+}
+
 std::string join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
@@ -28,22 +38,23 @@ Result<void> Credentials::add(std::string_view name, SecretString value, const E
     return invalid_field("credential field name is " + std::to_string(name.size()) + " bytes long; at most " +
                          std::to_string(ExchangeCatalog::max_field_key_length) + " are allowed");
   }
-  for (const char c : name) {
-    if (!detail::is_visible_ascii(c)) {
-      return invalid_field("credential field name " + detail::quote(name) +
-                           " has a space, control or non-ASCII character");
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    if (!detail::is_visible_ascii(name[i])) {
+      // Not quoted: a name with such characters is likely no name at all.
+      return invalid_field("a credential field name has a space, control or non-ASCII character at position " +
+                           std::to_string(i));
     }
   }
   const CredentialField* field = catalog.find_field(name);
   std::string key = field != nullptr ? field->key : std::string(name);
-  if (value.empty()) return invalid_field("credential field " + detail::quote(key) + " is empty");
+  if (value.empty()) return invalid_field("credential field " + shown_name(key, catalog) + " is empty");
   if (value.size() > max_value_size) {
-    return invalid_field("credential field " + detail::quote(key) + " is " + std::to_string(value.size()) +
+    return invalid_field("credential field " + shown_name(key, catalog) + " is " + std::to_string(value.size()) +
                          " bytes long; at most " + std::to_string(max_value_size) + " are allowed");
   }
   if (fields_.contains(key)) {
-    std::string why = "credential field " + detail::quote(key) + " is given twice";
-    if (key != name) why += " (once as " + detail::quote(name) + ")";
+    std::string why = "credential field " + shown_name(key, catalog) + " is given twice";
+    if (key != name) why += " (once as " + shown_name(name, catalog) + ")";
     return invalid_field(why);
   }
   fields_.emplace(std::move(key), std::move(value));
@@ -76,7 +87,9 @@ Result<void> Credentials::validate(const ExchangeInfo& exchange) const {
   }
   std::vector<std::string> unknown;
   for (const auto& entry : fields_) {
-    if (!exchange.accepts_field(entry.first)) unknown.push_back(detail::quote(entry.first));
+    if (!exchange.accepts_field(entry.first)) {
+      unknown.push_back(shown_name(entry.first, ExchangeCatalog::builtin()));
+    }
   }
   if (missing.empty() && unknown.empty()) return {};
 
@@ -97,7 +110,8 @@ std::ostream& operator<<(std::ostream& os, const Credentials& credentials) {
   os << '{';
   bool first = true;
   for (const auto& [key, value] : credentials) {
-    os << (first ? "" : ", ") << key << ": " << value;
+    const bool known = ExchangeCatalog::builtin().find_field(key) != nullptr;
+    os << (first ? "" : ", ") << (known ? key : shown_name(key, ExchangeCatalog::builtin())) << ": " << value;
     first = false;
   }
   return os << '}';

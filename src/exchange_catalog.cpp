@@ -422,7 +422,7 @@ const ExchangeCatalog& ExchangeCatalog::builtin() {
 
 Result<void> ExchangeCatalog::add(ExchangeInfo info) { return impl_->add(std::move(info)); }
 
-const ExchangeInfo* ExchangeCatalog::find(std::string_view id_or_alias) const noexcept {
+const ExchangeInfo* ExchangeCatalog::find(std::string_view id_or_alias) const {
   if (id_or_alias.empty() || id_or_alias.size() > max_id_length) return nullptr;
   char lower[max_id_length];
   std::transform(id_or_alias.begin(), id_or_alias.end(), lower,
@@ -431,7 +431,7 @@ const ExchangeInfo* ExchangeCatalog::find(std::string_view id_or_alias) const no
   return it == impl_->exchange_index.end() ? nullptr : &impl_->exchanges[it->second];
 }
 
-const CredentialField* ExchangeCatalog::find_field(std::string_view key_or_alias) const noexcept {
+const CredentialField* ExchangeCatalog::find_field(std::string_view key_or_alias) const {
   if (key_or_alias.empty() || key_or_alias.size() > max_field_key_length) return nullptr;
   auto it = impl_->field_index.find(detail::ascii_lower(key_or_alias));
   return it == impl_->field_index.end() ? nullptr : &impl_->fields[it->second];

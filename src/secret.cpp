@@ -68,6 +68,6 @@ bool operator==(const SecretString& a, const SecretString& b) noexcept {
 
 std::ostream& operator<<(std::ostream& os, const SecretString&) { return os << SecretString::redacted; }
 
-SecureMemoryStats secure_memory_stats() noexcept { return detail::SecureArena::instance().stats(); }
+SecureMemoryStats secure_memory_stats() { return detail::SecureArena::instance().stats(); }
 
 }  // namespace keyfolio

@@ -30,6 +30,8 @@
 // Only "id" is required in an exchange; "name" defaults to the id. Field names
 // in "required"/"optional" may be aliases. Unknown members are rejected, so a
 // misspelt "requierd" is an error rather than an exchange that needs nothing.
+// A member given twice in one object counts once, with its last value (as
+// Boost.JSON parses it).
 #pragma once
 
 #include <keyfolio/error.hpp>
@@ -88,6 +90,7 @@ class KEYFOLIO_EXPORT ExchangeCatalog {
   ExchangeCatalog();
   ExchangeCatalog(const ExchangeCatalog& other);
   ExchangeCatalog& operator=(const ExchangeCatalog& other);
+  // A moved-from catalog may only be assigned to or destroyed.
   ExchangeCatalog(ExchangeCatalog&&) noexcept;
   ExchangeCatalog& operator=(ExchangeCatalog&&) noexcept;
   ~ExchangeCatalog();
@@ -102,11 +105,11 @@ class KEYFOLIO_EXPORT ExchangeCatalog {
 
   // The exchange whose id or alias equals `id_or_alias` case-insensitively,
   // or nullptr. The pointer is valid until the catalog is next modified.
-  const ExchangeInfo* find(std::string_view id_or_alias) const noexcept;
+  const ExchangeInfo* find(std::string_view id_or_alias) const;
 
   // The field whose key or alias equals `key_or_alias` case-insensitively,
   // or nullptr.
-  const CredentialField* find_field(std::string_view key_or_alias) const noexcept;
+  const CredentialField* find_field(std::string_view key_or_alias) const;
 
   // All exchanges, in the order they were added (the built-in catalog: by id).
   std::span<const ExchangeInfo> exchanges() const noexcept;

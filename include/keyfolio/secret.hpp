@@ -79,6 +79,6 @@ struct SecureMemoryStats {
   bool fully_locked() const noexcept { return locked_bytes == reserved_bytes; }
 };
 
-KEYFOLIO_EXPORT SecureMemoryStats secure_memory_stats() noexcept;
+KEYFOLIO_EXPORT SecureMemoryStats secure_memory_stats();
 
 }  // namespace keyfolio

@@ -48,7 +48,10 @@ std::size_t class_of(std::size_t size) noexcept {
 struct SecureArena::State {
   mutable std::mutex mutex;
   std::map<std::uintptr_t, Chunk> chunks;                    // by base address
-  std::array<std::vector<Chunk*>, slot_sizes.size()> partial;  // chunks with free slots
+  // Chunks with free slots. Each vector's capacity covers every chunk of its
+  // class, so that deallocate() can add to it without allocating.
+  std::array<std::vector<Chunk*>, slot_sizes.size()> partial;
+  std::array<std::size_t, slot_sizes.size()> chunk_count{};
   SecureMemoryStats stats;
 
   Chunk& new_chunk(std::size_t bytes, std::size_t size_class, std::size_t slot_size) {
@@ -68,12 +71,28 @@ struct SecureArena::State {
     } else {
       ++stats.lock_failures;
     }
-    auto [it, inserted] = chunks.emplace(reinterpret_cast<std::uintptr_t>(base), chunk);
-    (void)inserted;
-    return it->second;
+    try {
+      auto it = chunks.emplace(reinterpret_cast<std::uintptr_t>(base), chunk).first;
+      if (size_class < slot_sizes.size()) {
+        try {
+          partial[size_class].reserve(chunk_count[size_class] + 1);
+        } catch (...) {
+          chunks.erase(it);
+          throw;
+        }
+        ++chunk_count[size_class];
+      }
+      return it->second;
+    } catch (...) {
+      stats.reserved_bytes -= bytes;
+      if (chunk.locked) stats.locked_bytes -= bytes;
+      sodium_free(base);
+      throw;
+    }
   }
 
   void release_chunk(Chunk& chunk) noexcept {
+    if (chunk.size_class < slot_sizes.size()) --chunk_count[chunk.size_class];
     stats.reserved_bytes -= chunk.bytes;
     if (chunk.locked) stats.locked_bytes -= chunk.bytes;
     char* base = chunk.base;

@@ -52,6 +52,12 @@ bool is_unicode_space_or_invisible(char32_t cp) noexcept {
   if (cp >= 0x2028 && cp <= 0x202f) return true;         // separators, bidi embeddings
   if (cp >= 0x2060 && cp <= 0x206f) return true;         // word joiner, invisible operators
   if (cp >= 0xfff0 && cp <= 0xfffb) return true;         // specials, interlinear annotation
+  if (cp >= 0xfe00 && cp <= 0xfe0f) return true;         // variation selectors
+  if (cp >= 0x180b && cp <= 0x180f) return true;         // Mongolian selectors and separator
+  if (cp >= 0x1d173 && cp <= 0x1d17a) return true;       // musical formatting controls
+  if (cp >= 0xe0000 && cp <= 0xe0fff) return true;       // tag characters, variation selectors
+  if (cp == 0x115f || cp == 0x1160 || cp == 0x3164 || cp == 0xffa0) return true;  // Hangul fillers
+  if (cp == 0x17b4 || cp == 0x17b5) return true;         // Khmer inherent vowels
   switch (cp) {
     case 0x00ad:  // soft hyphen
     case 0x034f:  // combining grapheme joiner

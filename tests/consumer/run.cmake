@@ -39,6 +39,7 @@ if(MODE STREQUAL "find_package")
     message(FATAL_ERROR "expected one installed keyfolio.pc, found: ${pc_files}")
   endif()
   get_filename_component(pc_dir "${pc_files}" DIRECTORY)
+  get_filename_component(lib_dir "${pc_dir}" DIRECTORY)
   set(ENV{PKG_CONFIG_PATH} "${pc_dir}")
   execute_process(COMMAND pkg-config --cflags --libs keyfolio
                   RESULT_VARIABLE rc OUTPUT_VARIABLE pc_flags OUTPUT_STRIP_TRAILING_WHITESPACE)
@@ -48,7 +49,7 @@ if(MODE STREQUAL "find_package")
   separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
   separate_arguments(cxx_flags UNIX_COMMAND "${CXX_FLAGS} ${EXE_LINKER_FLAGS}")
   run("${CXX_COMPILER}" -std=c++20 ${cxx_flags} "${CONSUMER_SOURCE_DIR}/main.cpp" ${pc_flags}
-      -o "${work}/consumer-pkg-config" "-Wl,-rpath,${prefix}/lib")
+      -o "${work}/consumer-pkg-config" "-Wl,-rpath,${lib_dir}")
   run("${work}/consumer-pkg-config")
 elseif(MODE STREQUAL "add_subdirectory")
   run("${CMAKE_COMMAND}" -S "${CONSUMER_SOURCE_DIR}/add_subdirectory" -B "${work}/build"

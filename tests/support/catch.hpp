@@ -10,6 +10,7 @@
 #endif
 
 #include <string>
+#include <string_view>
 
 namespace keyfolio::test {
 
@@ -17,6 +18,13 @@ namespace keyfolio::test {
 template <class T>
 std::string printed(const T& value) {
   return Catch::Detail::stringify(value);
+}
+
+// Whether `secret` holds `expected`. Tests compare through this so that a
+// failure prints "false" rather than either value.
+template <class Secret>
+bool reveals(const Secret& secret, std::string_view expected) {
+  return secret.reveal() == expected;
 }
 
 }  // namespace keyfolio::test

@@ -132,7 +132,7 @@ TEST_CASE("whitespace and control characters are rejected anywhere") {
 
 TEST_CASE("Unicode whitespace and invisible characters are rejected in the tag") {
   for (const std::string tag : {"\u00a0", "a\u2003b", "\u200b", "x\u200d", "\u202e", "\ufeffx", "\u3000",
-                                "\u0085"}) {
+                                "\u0085", "john\U000E0041", "a\ufe0f", "\u3164"}) {
     INFO("tag " << keyfolio::test::printed(tag));
     CHECK(mentions(rejection("KRAKEN/" + tag), "invisible"));
   }

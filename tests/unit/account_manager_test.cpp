@@ -82,7 +82,7 @@ TEST_CASE("a store is created on first open and reopened with the same passphras
   }
   auto again = AccountManager::open(backend, passphrase("correct horse")).value();
   auto account = again.get(id("binance:main")).value();
-  CHECK(account->credentials.find("secret")->reveal() == "secret-1");
+  CHECK(keyfolio::test::reveals(*account->credentials.find("secret"), "secret-1"));
   CHECK(account->id.spelling() == "BINANCE/main");
 }
 
@@ -159,7 +159,7 @@ TEST_CASE("upsert creates, then updates with a bumped version and keeps the crea
   CHECK(account->version == 2);
   CHECK(account->created == created);
   CHECK(account->updated >= created);
-  CHECK(account->credentials.find("apiKey")->reveal() == "k2");
+  CHECK(keyfolio::test::reveals(*account->credentials.find("apiKey"), "k2"));
   CHECK(m.size() == 1);
 }
 
@@ -186,7 +186,7 @@ TEST_CASE("upsert rejects bad ids and credentials and stores nothing") {
   auto foreign = AccountId::parse("myvenue", mine).value();
   CHECK(m.upsert(foreign, Credentials()).error().code() == errc::invalid_exchange_id);
   CHECK(same(before, snapshot(*backend)));
-  CHECK(m.get(id("okx/a")).value()->credentials.find("apiKey")->reveal() == "k");
+  CHECK(keyfolio::test::reveals(*m.get(id("okx/a")).value()->credentials.find("apiKey"), "k"));
 }
 
 TEST_CASE("list shows summaries without secrets, filtered by exchange") {
@@ -322,8 +322,7 @@ TEST_CASE("after change_key the old passphrase fails and the new one opens every
   CHECK(AccountManager::open(backend, passphrase("old pass")).error().code() == errc::wrong_key);
   auto reopened = AccountManager::open(backend, passphrase("new pass")).value();
   for (int i = 0; i < 20; ++i) {
-    CHECK(reopened.get(id("binance/" + std::to_string(i))).value()->credentials.find("secret")->reveal() ==
-          std::to_string(i));
+    CHECK(keyfolio::test::reveals(*reopened.get(id("binance/" + std::to_string(i))).value()->credentials.find("secret"), std::to_string(i)));
   }
   // Changing to another kind of key works the same way.
   REQUIRE(reopened.change_key(raw('z')).has_value());
@@ -346,7 +345,7 @@ TEST_CASE("subscribers hear of changes made by this and other managers") {
   });
   a.upsert("BINANCE/x", binance_keys("k", "s1")).value();
   a.upsert("BINANCE/x", binance_keys("k", "s2")).value();
-  CHECK(b.get(id("binance/x")).value()->credentials.find("secret")->reveal() == "s2");
+  CHECK(keyfolio::test::reveals(*b.get(id("binance/x")).value()->credentials.find("secret"), "s2"));
   a.remove(id("binance/x")).value();
   CHECK(b.get(id("binance/x")).error().code() == errc::not_found);
   sub.reset();
@@ -440,12 +439,59 @@ TEST_CASE("concurrent mixed operations on one manager and on two sharing a backe
           CHECK(got.error().code() == errc::not_found);
         } else {
           REQUIRE(got.has_value());
-          CHECK((*got)->credentials.find("secret")->reveal() == want->second);
+          CHECK(keyfolio::test::reveals(*(*got)->credentials.find("secret"), want->second));
           ++total;
         }
       }
     }
     CHECK(m->size() == total + 1);
     CHECK(m->get(id("kraken/shared")).has_value());
+  }
+}
+
+TEST_CASE("canary secrets never appear in messages, exceptions, stream output or stored bytes") {
+  const std::vector<std::string> canaries = {"CANARY-api-key-5e1d", "CANARY-secret-77aa", "CANARY-pass-0c3f",
+                                             "CANARY-passphrase-one", "CANARY-passphrase-two"};
+  std::vector<std::string> texts;
+  const auto record = [&](const auto& result) {
+    if (result) return;
+    texts.push_back(result.error().message());
+    std::ostringstream out;
+    out << result.error();
+    texts.push_back(out.str());
+    try {
+      (void)result.value();
+    } catch (const std::exception& e) {
+      texts.push_back(e.what());
+    }
+  };
+  auto backend = keyfolio::make_memory_backend();
+  auto m = AccountManager::open(backend, passphrase(canaries[3])).value();
+  Credentials okx = binance_keys(canaries[0], canaries[1]);
+  record(m.upsert("OKX/desk", okx));                      // missing password
+  okx.add("passphrase", SecretString(canaries[2])).value();
+  record(m.upsert("OKX/desk", okx));                      // stored
+  record(m.upsert("BINANCE/desk", okx));                  // unknown field password
+  record(m.upsert("NOSUCH/desk", okx));
+  record(m.get("OKX/none"));
+  record(m.remove(id("okx/none")));
+  record(AccountManager::open(backend, passphrase(canaries[4])));  // wrong passphrase
+  record(m.change_key(passphrase(canaries[4])));
+  record(AccountManager::open(backend, passphrase(canaries[3])));  // now the wrong one
+  auto account = AccountManager::open(backend, passphrase(canaries[4])).value().get("okx/desk").value();
+  std::ostringstream streamed;
+  streamed << account->credentials << account->id;
+  texts.push_back(streamed.str());
+  texts.push_back(keyfolio::test::printed(account->credentials));
+  for (const auto& s : m.list()) texts.push_back(s.fingerprint + s.id.spelling());
+  for (const char* collection : {"accounts", "keyfolio"}) {
+    for (const auto& r : backend->scan(collection).value()) texts.push_back(r.key + r.value);
+  }
+  REQUIRE(texts.size() > 20);
+  for (const auto& text : texts) {
+    for (const auto& canary : canaries) {
+      const bool leaked = text.find(canary) != std::string::npos;
+      CHECK_FALSE(leaked);
+    }
   }
 }

@@ -65,6 +65,11 @@ TEST_CASE("no output of secrets, credentials or their errors contains a secret v
   out.add_result(c.add("secret_key", SecretString(secret_values[2])));
   out.add_result(c.add("passphrase", SecretString(secret_values[3])));
   out.add_result(c.add("pin", SecretString(secret_values[2])));
+  // Values pasted where a field name belongs: as an unknown field, with a
+  // trailing newline, and twice.
+  out.add_result(c.add(secret_values[1], SecretString("x")));
+  out.add_result(c.add(secret_values[1], SecretString("x")));
+  out.add_result(c.add(secret_values[0] + "\n", SecretString("x")));
   out.texts.push_back(streamed(c));
   out.texts.push_back(keyfolio::test::printed(c));
   // Missing password, unknown pin.
@@ -74,10 +79,14 @@ TEST_CASE("no output of secrets, credentials or their errors contains a secret v
   for (const auto& text : out.texts) {
     for (const auto& value : secret_values) {
       // Compare without printing either side: a failure message must not leak.
-      const bool leaked = text.find(value) != std::string::npos;
+      // A distinctive piece, so that a message that cuts the value short is
+      // still caught.
+      const std::string piece = value.size() <= 12 ? value : value.substr(value.size() / 2 - 6, 12);
+      const bool leaked = text.find(piece) != std::string::npos;
       CHECK_FALSE(leaked);
     }
   }
   // The outputs still say something useful.
-  CHECK(streamed(c) == "{apiKey: [redacted], pin: [redacted], secret: [redacted]}");
+  CHECK(streamed(c) ==
+        "{apiKey: [redacted], \"pin\": [redacted], secret: [redacted], \"sk-\"... (32 bytes): [redacted]}");
 }

@@ -24,7 +24,7 @@ static_assert(std::is_nothrow_move_constructible_v<SecretString>);
 
 TEST_CASE("a secret is read back only through reveal()") {
   const SecretString secret("s3cr3t-value");
-  CHECK(secret.reveal() == "s3cr3t-value");
+  CHECK(keyfolio::test::reveals(secret, "s3cr3t-value"));
   CHECK(secret.size() == 12);
   CHECK_FALSE(secret.empty());
   // Terminated for C APIs that need it.
@@ -52,15 +52,16 @@ TEST_CASE("an empty secret holds no memory") {
 TEST_CASE("copies are independent and moves leave the source empty") {
   SecretString a("alpha");
   SecretString b = a;
-  CHECK(b.reveal() == "alpha");
+  CHECK(keyfolio::test::reveals(b, "alpha"));
   CHECK(b.reveal().data() != a.reveal().data());
   SecretString c = std::move(a);
-  CHECK(c.reveal() == "alpha");
+  CHECK(keyfolio::test::reveals(c, "alpha"));
   CHECK(a.empty());  // NOLINT(bugprone-use-after-move): moved-from state is specified
   b = SecretString("beta");
-  CHECK(b.reveal() == "beta");
-  c = c;
-  CHECK(c.reveal() == "alpha");
+  CHECK(keyfolio::test::reveals(b, "beta"));
+  const SecretString& same = c;
+  c = same;
+  CHECK(keyfolio::test::reveals(c, "alpha"));
   c.clear();
   CHECK(c.empty());
 }
@@ -81,7 +82,7 @@ TEST_CASE("secrets of any size and content round-trip") {
     value.resize(size);
     INFO("size " << size);
     const SecretString secret(value);
-    CHECK(secret.reveal() == value);
+    CHECK(keyfolio::test::reveals(secret, value));
   }
 }
 
@@ -99,7 +100,7 @@ TEST_CASE("the arena pools secrets and gives memory back when they are released"
     CHECK(during.live_secrets == before.live_secrets + 10000);
     // Pooled: 10,000 small secrets fit in a handful of 64 KiB regions.
     CHECK(during.reserved_bytes - before.reserved_bytes <= 8 * 64 * 1024);
-    for (int i = 0; i < 10000; i += 997) CHECK(many[i].reveal() == "secret-number-" + std::to_string(i));
+    for (int i = 0; i < 10000; i += 997) CHECK(keyfolio::test::reveals(many[i], "secret-number-" + std::to_string(i)));
   }
   const auto after = keyfolio::secure_memory_stats();
   CHECK(after.live_secrets == before.live_secrets);
@@ -112,7 +113,8 @@ TEST_CASE("the arena reports how much of it is locked in RAM") {
   const auto stats = keyfolio::secure_memory_stats();
   CHECK(stats.reserved_bytes > 0);
   CHECK(stats.locked_bytes <= stats.reserved_bytes);
-  CHECK(stats.fully_locked() == (stats.locked_bytes == stats.reserved_bytes));
+  CHECK(stats.in_use_bytes <= stats.reserved_bytes);
+  CHECK(stats.live_secrets >= 1);
 }
 
 TEST_CASE("the arena says so when the memory-lock limit stops it from locking") {
@@ -120,6 +122,10 @@ TEST_CASE("the arena says so when the memory-lock limit stops it from locking") 
   // without CAP_IPC_LOCK, which would let root ignore the limit). A secret
   // that needs a new region must still work, and the stats must show it
   // unlocked. Exit codes say which expectation failed.
+#if defined(__SANITIZE_ADDRESS__)
+  WARN("skipped: AddressSanitizer turns mlock into a no-op that always succeeds");
+  return;
+#endif
   const pid_t child = fork();
   REQUIRE(child >= 0);
   if (child == 0) {
@@ -150,13 +156,16 @@ TEST_CASE("secrets are safe to create and release from many threads") {
   std::atomic<int> wrong{0};
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([t, &wrong] {
-      std::vector<SecretString> mine;
+      const auto value = [t](int i) {
+        return "t" + std::to_string(t) + "-" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 300), 'p');
+      };
+      std::vector<std::pair<int, SecretString>> mine;
       for (int i = 0; i < 2000; ++i) {
-        mine.emplace_back("t" + std::to_string(t) + "-" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 300), 'p'));
+        mine.emplace_back(i, SecretString(value(i)));
         if (i % 3 == 0) mine.erase(mine.begin() + (i % static_cast<int>(mine.size())));
       }
-      for (const auto& s : mine) {
-        if (s.reveal().substr(0, 1) != "t") ++wrong;
+      for (const auto& [i, s] : mine) {
+        if (s.reveal() != value(i)) ++wrong;
       }
     });
   }
