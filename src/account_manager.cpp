@@ -2,6 +2,7 @@
 
 #include "crypto/vault.hpp"
 #include "detail/secure_arena.hpp"
+#include "detail/subscribers.hpp"
 #include "detail/text.hpp"
 
 #include <algorithm>
@@ -83,12 +84,6 @@ struct Entry {
   std::string fingerprint;
 };
 
-struct HostSubscriber {
-  std::recursive_mutex running;
-  bool active = true;
-  std::function<void(const AccountEvent&)> handler;
-};
-
 std::string name_of(const AccountId& id) { return detail::quote(id.spelling()); }
 
 }  // namespace
@@ -107,8 +102,8 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   std::mutex sync_mutex;  // orders cache updates: each re-reads the backend
   Subscription feed;
 
-  std::mutex subscribers_mutex;
-  std::vector<std::shared_ptr<HostSubscriber>> subscribers;
+  std::shared_ptr<detail::Subscribers<AccountEvent>> subscribers =
+      std::make_shared<detail::Subscribers<AccountEvent>>();
 
   Impl(std::shared_ptr<StorageBackend> b, const ExchangeCatalog* c, int retries, detail::Vault v)
       : backend(std::move(b)), catalog(c), max_retries(retries), vault(std::move(v)) {}
@@ -254,25 +249,7 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     return {};
   }
 
-  void deliver(const std::vector<AccountEvent>& events) {
-    if (events.empty()) return;
-    std::vector<std::shared_ptr<HostSubscriber>> targets;
-    {
-      std::lock_guard lock(subscribers_mutex);
-      targets = subscribers;
-    }
-    for (const auto& subscriber : targets) {
-      std::lock_guard running(subscriber->running);
-      if (!subscriber->active) continue;
-      for (const auto& event : events) {
-        try {
-          subscriber->handler(event);
-        } catch (...) {
-          // A host handler's failure must not undo or fail a committed write.
-        }
-      }
-    }
-  }
+  void deliver(const std::vector<AccountEvent>& events) { subscribers->deliver(events); }
 
   const ExchangeInfo* exchange_of(const AccountId& id) const { return catalog->find(id.exchange()); }
 
@@ -519,23 +496,7 @@ Result<void> AccountManager::change_key(const KeySource& new_key) {
 Result<void> AccountManager::refresh() { return impl_->sync_all(); }
 
 Subscription AccountManager::subscribe(std::function<void(const AccountEvent&)> handler) {
-  auto subscriber = std::make_shared<HostSubscriber>();
-  subscriber->handler = std::move(handler);
-  {
-    std::lock_guard lock(impl_->subscribers_mutex);
-    impl_->subscribers.push_back(subscriber);
-  }
-  std::weak_ptr<Impl> weak = impl_;
-  return Subscription([weak, subscriber] {
-    {
-      std::lock_guard running(subscriber->running);
-      subscriber->active = false;
-    }
-    if (auto self = weak.lock()) {
-      std::lock_guard lock(self->subscribers_mutex);
-      std::erase(self->subscribers, subscriber);
-    }
-  });
+  return impl_->subscribers->add(std::move(handler));
 }
 
 const ExchangeCatalog& AccountManager::catalog() const noexcept { return *impl_->catalog; }

@@ -1,5 +1,6 @@
 #include <keyfolio/backends/memory.hpp>
 
+#include "detail/subscribers.hpp"
 #include "storage/batch_check.hpp"
 
 #include <map>
@@ -16,15 +17,7 @@ struct Stored {
 
 using Collection = std::map<std::string, Stored, std::less<>>;
 
-// One subscriber. `running` is held while its handler runs, so that
-// cancelling waits for a delivery in progress.
-struct Subscriber {
-  std::recursive_mutex running;  // recursive: a handler may write, which delivers again
-  bool active = true;
-  ChangeHandler handler;
-};
-
-class MemoryBackend final : public StorageBackend, public std::enable_shared_from_this<MemoryBackend> {
+class MemoryBackend final : public StorageBackend {
  public:
   Result<std::optional<Record>> get(std::string_view collection, std::string_view key) override {
     std::shared_lock lock(mutex_);
@@ -78,58 +71,23 @@ class MemoryBackend final : public StorageBackend, public std::enable_shared_fro
         }
       }
     }
-    notify(events);
+    // After the commit and outside the data lock, so that handlers may read
+    // the backend. Concurrent writes may deliver out of order.
+    subscribers_->deliver(events);
     return {};
   }
 
   Result<Subscription> subscribe(ChangeHandler handler) override {
-    auto subscriber = std::make_shared<Subscriber>();
-    subscriber->handler = std::move(handler);
-    {
-      std::lock_guard lock(subscribers_mutex_);
-      subscribers_.push_back(subscriber);
-    }
-    std::weak_ptr<MemoryBackend> weak = weak_from_this();
-    return Subscription([weak, subscriber] {
-      {
-        std::lock_guard running(subscriber->running);
-        subscriber->active = false;
-      }
-      if (auto self = weak.lock()) {
-        std::lock_guard lock(self->subscribers_mutex_);
-        std::erase(self->subscribers_, subscriber);
-      }
-    });
+    return subscribers_->add(std::move(handler));
   }
 
   std::string describe() const override { return "memory"; }
 
  private:
-  // Delivered after the write committed and outside the data lock, so that
-  // handlers may read the backend. Concurrent writes may deliver out of order.
-  void notify(const std::vector<ChangeEvent>& events) {
-    std::vector<std::shared_ptr<Subscriber>> targets;
-    {
-      std::lock_guard lock(subscribers_mutex_);
-      targets = subscribers_;
-    }
-    for (const auto& subscriber : targets) {
-      std::lock_guard running(subscriber->running);
-      if (!subscriber->active) continue;
-      for (const auto& event : events) {
-        try {
-          subscriber->handler(event);
-        } catch (...) {
-          // A throwing handler must not turn a committed write into a failure.
-        }
-      }
-    }
-  }
-
   mutable std::shared_mutex mutex_;
   std::map<std::string, Collection, std::less<>> data_;
-  std::mutex subscribers_mutex_;
-  std::vector<std::shared_ptr<Subscriber>> subscribers_;
+  std::shared_ptr<detail::Subscribers<ChangeEvent>> subscribers_ =
+      std::make_shared<detail::Subscribers<ChangeEvent>>();
 };
 
 }  // namespace
