@@ -86,6 +86,14 @@ struct Entry {
 
 std::string name_of(const AccountId& id) { return detail::quote(id.spelling()); }
 
+// An account this manager has just sealed into a record with `nonce`, so
+// that taking it into the cache needs no decryption.
+struct Sealed {
+  std::string nonce;
+  std::shared_ptr<const Account> account;
+  std::string fingerprint;
+};
+
 }  // namespace
 
 struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
@@ -174,7 +182,8 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
 
   // Brings the cache entry of `key` up to `record` (absent: removed), under
   // sync_mutex. Appends what changed to `events`.
-  void apply(const std::string& key, const std::optional<Record>& record, std::vector<AccountEvent>& events) {
+  void apply(const std::string& key, const std::optional<Record>& record, std::vector<AccountEvent>& events,
+             const Sealed* sealed = nullptr) {
     std::optional<AccountId> known;
     {
       std::shared_lock lock(cache_mutex);
@@ -198,7 +207,11 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     entry.version = record->version;
     entry.nonce = std::string(detail::Vault::nonce_of(record->value));
     std::optional<AccountId> id;
-    if (auto account = open_record(key, *record)) {
+    if (sealed != nullptr && sealed->account->version == record->version && sealed->nonce == entry.nonce) {
+      entry.fingerprint = sealed->fingerprint;
+      entry.account = sealed->account;
+      id = sealed->account->id;
+    } else if (auto account = open_record(key, *record)) {
       entry.fingerprint = fingerprint_of(account->id, account->credentials);
       id = account->id;
       entry.account = std::make_shared<const Account>(std::move(*account));
@@ -225,6 +238,44 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     return {};
   }
 
+  // Takes records this manager has just written into the cache, re-reading
+  // them from the backend so that a newer write from elsewhere wins.
+  Result<void> sync_sealed(const std::map<std::string, Sealed>& sealed) {
+    if (sealed.size() > 64) {
+      std::vector<AccountEvent> events;
+      {
+        std::lock_guard lock(sync_mutex);
+        auto records = backend->scan(accounts_collection);
+        if (!records) return records.error();
+        for (const Record& record : *records) {
+          auto it = sealed.find(record.key);
+          if (it != sealed.end()) apply(record.key, record, events, &it->second);
+        }
+        for (const auto& [key, s] : sealed) {
+          const bool present = std::binary_search(records->begin(), records->end(), key,
+                                                  [](const auto& a, const auto& b) { return key_of(a) < key_of(b); });
+          if (!present) apply(key, std::nullopt, events);
+        }
+      }
+      deliver(events);
+      return {};
+    }
+    for (const auto& [key, s] : sealed) {
+      std::vector<AccountEvent> events;
+      {
+        std::lock_guard lock(sync_mutex);
+        auto record = backend->get(accounts_collection, key);
+        if (!record) return record.error();
+        apply(key, *record, events, &s);
+      }
+      deliver(events);
+    }
+    return {};
+  }
+
+  static std::string_view key_of(const Record& r) { return r.key; }
+  static std::string_view key_of(const std::string& k) { return k; }
+
   Result<void> sync_all() {
     std::vector<AccountEvent> events;
     {
@@ -250,6 +301,48 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void deliver(const std::vector<AccountEvent>& events) { subscribers->deliver(events); }
+
+  // The stored records of `keys`: one get each for a few keys, one scan for
+  // many.
+  template <class Keys>
+  Result<std::map<std::string, Record, std::less<>>> read_current(const Keys& keys) const {
+    std::map<std::string, Record, std::less<>> out;
+    if (keys.size() > 64) {
+      auto records = backend->scan(accounts_collection);
+      if (!records) return records.error();
+      for (Record& record : *records) {
+        if (keys.contains(record.key)) {
+          std::string key = record.key;
+          out.emplace(std::move(key), std::move(record));
+        }
+      }
+      return out;
+    }
+    for (const auto& entry : keys) {
+      const std::string& key = entry.first;
+      auto record = backend->get(accounts_collection, key);
+      if (!record) return record.error();
+      if (*record) out.emplace(key, std::move(**record));
+    }
+    return out;
+  }
+
+  // When the stored record of `key` was created; nullopt when it does not
+  // authenticate. Served from the cache when it holds this very record.
+  std::optional<Timestamp> created_of(const std::string& key, const Record& record) const {
+    {
+      std::shared_lock lock(cache_mutex);
+      if (auto it = ids_by_key.find(key); it != ids_by_key.end()) {
+        const Entry& entry = cache.at(it->second);
+        if (entry.account && entry.version == record.version && entry.nonce == detail::Vault::nonce_of(record.value)) {
+          return entry.account->created;
+        }
+      }
+    }
+    auto existing = open_record(key, record);
+    if (!existing) return std::nullopt;
+    return existing->created;
+  }
 
   const ExchangeInfo* exchange_of(const AccountId& id) const { return catalog->find(id.exchange()); }
 
@@ -331,43 +424,82 @@ Result<UpsertResult> AccountManager::upsert(std::string_view id, Credentials cre
 }
 
 Result<UpsertResult> AccountManager::upsert(const AccountId& id, Credentials credentials) {
+  std::vector<AccountUpdate> one;
+  one.push_back({id, std::move(credentials)});
+  auto done = upsert(std::move(one));
+  if (!done) return done.error();
+  return done->front();
+}
+
+Result<std::vector<UpsertResult>> AccountManager::upsert(std::vector<AccountUpdate> accounts) {
   Impl& m = *impl_;
-  const ExchangeInfo* info = m.exchange_of(id);
-  if (info == nullptr) {
-    return Error(errc::invalid_exchange_id, "account " + name_of(id) + ": exchange " + detail::quote(id.exchange()) +
-                                                " is not in this manager's catalog");
+  std::map<std::string, std::size_t> index;  // storage key -> position in `accounts`
+  for (std::size_t i = 0; i < accounts.size(); ++i) {
+    const AccountId& id = accounts[i].id;
+    const ExchangeInfo* info = m.exchange_of(id);
+    if (info == nullptr) {
+      return Error(errc::invalid_exchange_id, "account " + name_of(id) + ": exchange " + detail::quote(id.exchange()) +
+                                                  " is not in this manager's catalog");
+    }
+    if (auto valid = accounts[i].credentials.validate(*info); !valid) {
+      return Error(errc::validation_failed, "account " + name_of(id) + ": " + valid.error().message());
+    }
+    auto [it, inserted] = index.emplace(id.canonical(), i);
+    if (!inserted) {
+      return Error(errc::validation_failed, "account " + name_of(id) + " is given twice (as " +
+                                                name_of(accounts[it->second].id) + " and " + name_of(id) +
+                                                "); nothing was stored");
+    }
   }
-  if (auto valid = credentials.validate(*info); !valid) {
-    return Error(errc::validation_failed, "account " + name_of(id) + ": " + valid.error().message());
+  std::vector<UpsertResult> results(accounts.size());
+  if (accounts.empty()) return results;
+  // Built once; each attempt stamps versions and times before sealing, and
+  // only a committed attempt publishes them to the cache.
+  std::vector<std::shared_ptr<Account>> prepared(accounts.size());
+  std::vector<std::string> fingerprints(accounts.size());
+  for (std::size_t i = 0; i < accounts.size(); ++i) {
+    fingerprints[i] = m.fingerprint_of(accounts[i].id, accounts[i].credentials);
+    prepared[i] = std::make_shared<Account>(Account{std::move(accounts[i].id), std::move(accounts[i].credentials)});
   }
-  const std::string key = id.canonical();
+
   for (int attempt = 0; attempt < m.max_retries; ++attempt) {
-    auto current = m.backend->get(accounts_collection, key);
+    auto current = m.read_current(index);
     if (!current) return current.error();
     const Timestamp updated = now();
-    Timestamp created = updated;
-    std::uint64_t version = must_not_exist;
-    if (*current) {
-      auto existing = m.open_record(key, **current);
-      if (!existing) {
-        return Error(errc::corrupt_data, "the stored record of account " + name_of(id) +
-                                             " does not authenticate (tampered, truncated or copied); "
-                                             "remove it before storing new credentials");
-      }
-      created = existing->created;
-      version = (*current)->version;
-    }
     WriteBatch batch;
-    batch.put(accounts_collection, key, m.seal(id, key, version + 1, created, updated, credentials), version);
+    std::map<std::string, Sealed> sealed;
+    for (const auto& [key, i] : index) {
+      Account& account = *prepared[i];
+      const AccountId& id = account.id;
+      Timestamp created = updated;
+      std::uint64_t version = must_not_exist;
+      if (auto found = current->find(key); found != current->end()) {
+        auto stored_created = m.created_of(key, found->second);
+        if (!stored_created) {
+          return Error(errc::corrupt_data, "the stored record of account " + name_of(id) +
+                                               " does not authenticate (tampered, truncated or copied); "
+                                               "remove it before storing new credentials");
+        }
+        created = *stored_created;
+        version = found->second.version;
+      }
+      account.version = version + 1;
+      account.created = created;
+      account.updated = updated;
+      std::string value = m.seal(id, key, account.version, created, updated, account.credentials);
+      sealed.emplace(key, Sealed{std::string(detail::Vault::nonce_of(value)), prepared[i], fingerprints[i]});
+      batch.put(accounts_collection, key, std::move(value), version);
+      results[i] = UpsertResult{version == must_not_exist, version + 1};
+    }
     auto written = m.backend->write(batch);
     if (!written) {
       if (written.error().code() == errc::conflict) continue;
       return written.error();
     }
-    (void)m.sync_key(key);
-    return UpsertResult{version == must_not_exist, version + 1};
+    (void)m.sync_sealed(sealed);
+    return results;
   }
-  return m.exhausted("upsert", id);
+  return m.exhausted("upsert", prepared[index.begin()->second]->id);
 }
 
 Result<std::shared_ptr<const Account>> AccountManager::get(const AccountId& id) const {

@@ -52,6 +52,12 @@ struct AccountEvent {
   std::uint64_t version = 0;  // the new version; 0 for removed
 };
 
+// One account of a batch upsert.
+struct AccountUpdate {
+  AccountId id;
+  Credentials credentials{};
+};
+
 struct UpsertResult {
   bool created = false;  // false: an existing account was replaced
   std::uint64_t version = 0;
@@ -86,6 +92,10 @@ class KEYFOLIO_EXPORT AccountManager {
   Result<UpsertResult> upsert(const AccountId& id, Credentials credentials);
   // Parses `id` first (AccountId::parse with the manager's catalog).
   Result<UpsertResult> upsert(std::string_view id, Credentials credentials);
+  // Adds or replaces all of `accounts` in one atomic write: either every one
+  // is stored or, on any error, none is. Each is validated as above; an id
+  // given twice is `validation_failed`. Results are in the order given.
+  Result<std::vector<UpsertResult>> upsert(std::vector<AccountUpdate> accounts);
 
   // The account, or `not_found`; `corrupt_data` naming it when its stored
   // record does not authenticate.

@@ -12,3 +12,4 @@
 #include <keyfolio/secret.hpp>
 #include <keyfolio/storage.hpp>
 #include <keyfolio/version.hpp>
+#include <keyfolio/wire/coinapi_ems.hpp>

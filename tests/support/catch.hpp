@@ -28,3 +28,22 @@ bool reveals(const Secret& secret, std::string_view expected) {
 }
 
 }  // namespace keyfolio::test
+
+// Results print as their error (never a value: values may hold secrets), so
+// that REQUIRE(result) works for any value type.
+#include <boost/system/result.hpp>
+#include <sstream>
+
+namespace keyfolio {
+class Error;
+}
+
+template <class T, class E>
+struct Catch::StringMaker<boost::system::result<T, E>> {
+  static std::string convert(const boost::system::result<T, E>& r) {
+    if (r.has_value()) return "a value";
+    std::ostringstream os;
+    os << "error " << r.error();
+    return os.str();
+  }
+};

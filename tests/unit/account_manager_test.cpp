@@ -189,6 +189,60 @@ TEST_CASE("upsert rejects bad ids and credentials and stores nothing") {
   CHECK(keyfolio::test::reveals(*m.get(id("okx/a")).value()->credentials.find("apiKey"), "k"));
 }
 
+TEST_CASE("a batch upsert stores every account in one write, keeping creation times of updated ones") {
+  for (const std::size_t n : {std::size_t{3}, std::size_t{200}}) {  // a few keys read one by one; many by a scan
+    INFO(n << " accounts");
+    auto backend = keyfolio::make_memory_backend();
+    auto m = AccountManager::open(backend, raw('x')).value();
+    m.upsert("BINANCE/0", binance_keys("old", "old")).value();
+    const auto created = m.get("BINANCE/0").value()->created;
+    std::vector<keyfolio::AccountUpdate> batch;
+    for (std::size_t i = 0; i < n; ++i) {
+      batch.push_back({id("BINANCE/" + std::to_string(i)), binance_keys("k" + std::to_string(i), "s")});
+    }
+    auto results = m.upsert(std::move(batch)).value();
+    REQUIRE(results.size() == n);
+    CHECK_FALSE(results[0].created);
+    CHECK(results[0].version == 2);
+    CHECK(results[1].created);
+    CHECK(results[1].version == 1);
+    CHECK(m.size() == n);
+    CHECK(m.get("BINANCE/0").value()->created == created);
+    CHECK(keyfolio::test::reveals(*m.get("BINANCE/0").value()->credentials.find("apiKey"), "k0"));
+    // A second manager reads what the first wrote: the cache matches storage.
+    auto other = AccountManager::open(backend, raw('x')).value();
+    CHECK(keyfolio::test::reveals(*other.get("BINANCE/" + std::to_string(n - 1)).value()->credentials.find("apiKey"),
+                                  "k" + std::to_string(n - 1)));
+  }
+}
+
+TEST_CASE("a batch upsert with one bad account, or one id twice, stores nothing") {
+  auto backend = keyfolio::make_memory_backend();
+  auto m = AccountManager::open(backend, raw('x')).value();
+  m.upsert("BINANCE/kept", binance_keys("k", "s")).value();
+  const auto before = snapshot(*backend);
+
+  std::vector<keyfolio::AccountUpdate> invalid;
+  invalid.push_back({id("BINANCE/a"), binance_keys("k", "s")});
+  invalid.push_back({id("OKX/b"), binance_keys("k", "s")});  // okx needs a password
+  auto rejected = m.upsert(std::move(invalid));
+  REQUIRE_FALSE(rejected);
+  CHECK(rejected.error().code() == errc::validation_failed);
+  CHECK(mentions(rejected.error().message(), "OKX/b"));
+
+  std::vector<keyfolio::AccountUpdate> twice;
+  twice.push_back({id("BINANCE/a"), binance_keys("k", "s")});
+  twice.push_back({id("binance:a"), binance_keys("k", "s")});
+  auto repeated = m.upsert(std::move(twice));
+  REQUIRE_FALSE(repeated);
+  CHECK(repeated.error().code() == errc::validation_failed);
+  CHECK(mentions(repeated.error().message(), "given twice"));
+
+  CHECK(same(before, snapshot(*backend)));
+  CHECK(m.size() == 1);
+  CHECK(m.upsert(std::vector<keyfolio::AccountUpdate>{}).value().empty());
+}
+
 TEST_CASE("list shows summaries without secrets, filtered by exchange") {
   auto m = AccountManager::open(keyfolio::make_memory_backend(), raw('x')).value();
   m.upsert("BINANCE/b", binance_keys("key-b", "s")).value();

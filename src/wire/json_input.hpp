@@ -1,0 +1,41 @@
+// Reading JSON documents that come from outside (request bodies, import
+// files): a size limit, a depth limit, duplicate member names rejected, errors
+// placed by line and column, and a memory resource that wipes what it frees,
+// because such documents carry secret values.
+#pragma once
+
+#include <keyfolio/error.hpp>
+
+#include <boost/json/storage_ptr.hpp>
+#include <boost/json/value.hpp>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace keyfolio::detail {
+
+struct JsonLimits {
+  std::size_t max_size = 1 << 20;  // bytes
+  std::size_t max_depth = 16;
+};
+
+// Storage whose blocks are zeroed when released; for values that hold secrets.
+boost::json::storage_ptr wiping_storage();
+
+// Parses `text`, a `what` ("request body", "import file") for messages.
+// Errors are `invalid_argument`; messages never quote string values.
+Result<boost::json::value> parse_json(std::string_view text, std::string_view what, const JsonLimits& limits,
+                                      boost::json::storage_ptr storage);
+
+// "line L, column C" of byte `offset` in `text`.
+std::string place_of(std::string_view text, std::size_t offset);
+
+// A JSON member or field name as messages show it: whole when short, else
+// its first characters and length (a long "name" may be a misplaced value).
+std::string shown_name(std::string_view name);
+
+// The JSON type of `v` for messages: "a string", "a number", "null", ...
+std::string_view kind_of(const boost::json::value& v) noexcept;
+
+}  // namespace keyfolio::detail
