@@ -3,6 +3,7 @@
 
 #include "catch.hpp"
 
+#include <atomic>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -548,4 +549,49 @@ TEST_CASE("canary secrets never appear in messages, exceptions, stream output or
       CHECK_FALSE(leaked);
     }
   }
+}
+
+namespace {
+
+// Counts the calls that reach the backend.
+class CountingBackend : public keyfolio::StorageBackendWrapper {
+ public:
+  using StorageBackendWrapper::StorageBackendWrapper;
+  std::atomic<int> reads{0};
+  keyfolio::Result<std::optional<keyfolio::Record>> get(std::string_view c, std::string_view k) override {
+    ++reads;
+    return StorageBackendWrapper::get(c, k);
+  }
+  keyfolio::Result<std::vector<keyfolio::Record>> scan(std::string_view c, std::string_view p) override {
+    ++reads;
+    return StorageBackendWrapper::scan(c, p);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("reading credentials out of 100,000 accounts touches neither the backend nor secure memory") {
+  auto counting = std::make_shared<CountingBackend>(keyfolio::make_memory_backend());
+  auto m = AccountManager::open(counting, raw('x')).value();
+  constexpr std::size_t n = 100'000;
+  std::vector<keyfolio::AccountUpdate> batch;
+  batch.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    batch.push_back({id("BINANCE/" + std::to_string(i)), binance_keys("key-" + std::to_string(i), "secret")});
+  }
+  m.upsert(std::move(batch)).value();
+  REQUIRE(m.size() == n);
+
+  const int reads_before = counting->reads.load();
+  const auto memory_before = keyfolio::secure_memory_stats();
+  const AccountId wanted = id("BINANCE/73521");
+  for (int i = 0; i < 10'000; ++i) {
+    auto account = m.get(wanted).value();
+    REQUIRE(account->credentials.find("apiKey") != nullptr);
+  }
+  CHECK(keyfolio::test::reveals(*m.get(wanted).value()->credentials.find("apiKey"), "key-73521"));
+  const auto memory_after = keyfolio::secure_memory_stats();
+  CHECK(counting->reads.load() == reads_before);
+  CHECK(memory_after.reserved_bytes == memory_before.reserved_bytes);
+  CHECK(memory_after.live_secrets == memory_before.live_secrets);
 }
