@@ -115,13 +115,20 @@ struct Connection {
   Error fail(std::string_view what, int rc) const {
     const char* message = db ? sqlite3_errmsg(db.get()) : sqlite3_errstr(rc);
     const int primary = rc & 0xff;
+    const int system_errno = db ? sqlite3_system_errno(db.get()) : 0;
     errc code = errc::storage_error;
     std::string detail = message;
     if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
       code = errc::unavailable;
       detail = "the store stayed locked by another connection longer than the busy timeout";
-    } else if (primary == SQLITE_FULL) {
-      detail = "the disk is full (" + detail + ")";
+    } else if (primary == SQLITE_FULL || rc == SQLITE_IOERR_WRITE || system_errno == ENOSPC ||
+               system_errno == EFBIG || system_errno == EDQUOT) {
+      // SQLite reports a full disk as SQLITE_FULL only for short writes; a
+      // failed write (ENOSPC, EFBIG, EDQUOT) comes as SQLITE_IOERR_WRITE.
+      detail = "could not write to the disk: it is full, the file reached a size limit, or the device failed";
+      if (system_errno != 0) detail += " (" + std::string(std::strerror(system_errno)) + ")";
+    } else if (primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN) {
+      if (system_errno != 0) detail += " (" + std::string(std::strerror(system_errno)) + ")";
     } else if (primary == SQLITE_CORRUPT) {
       code = errc::corrupt_data;
     } else if (primary == SQLITE_NOTADB) {

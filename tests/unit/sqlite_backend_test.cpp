@@ -1,0 +1,307 @@
+#include <keyfolio/account_manager.hpp>
+#include <keyfolio/backends/sqlite.hpp>
+
+#include "catch.hpp"
+#include "child_process.hpp"
+#include "temp_dir.hpp"
+
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+using keyfolio::AccountManager;
+using keyfolio::Credentials;
+using keyfolio::KeySource;
+using keyfolio::SecretString;
+using keyfolio::SqliteOptions;
+using keyfolio::WriteBatch;
+using keyfolio::errc;
+using keyfolio::make_sqlite_backend;
+using keyfolio::must_not_exist;
+using keyfolio::test::TempDir;
+
+namespace {
+
+bool mentions(const std::string& message, std::string_view part) { return message.find(part) != std::string::npos; }
+
+std::string file_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+void sql(const std::filesystem::path& path, const char* statement) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  const int rc = sqlite3_exec(db, statement, nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  REQUIRE(rc == SQLITE_OK);
+}
+
+unsigned mode_of(const std::filesystem::path& p) {
+  struct stat st {};
+  REQUIRE(::stat(p.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+KeySource raw_key() { return KeySource::raw_key(SecretString(std::string(32, 'k'))); }
+
+Credentials keys(std::string_view key, std::string_view secret) {
+  Credentials c;
+  c.add("apiKey", SecretString(key)).value();
+  c.add("secret", SecretString(secret)).value();
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("a SQLite store file and its WAL files are created with mode 0600") {
+  TempDir dir;
+  const mode_t old = ::umask(0);
+  auto backend = make_sqlite_backend(dir / "store.db");
+  ::umask(old);
+  REQUIRE(backend.has_value());
+  REQUIRE((*backend)->write(WriteBatch().put("c", "k", "v", must_not_exist)).has_value());
+  CHECK(mode_of(dir / "store.db") == 0600);
+  CHECK(mode_of(dir / "store.db-wal") == 0600);
+  CHECK(mode_of(dir / "store.db-shm") == 0600);
+  CHECK((*backend)->describe() == "sqlite:" + (dir / "store.db").string());
+}
+
+TEST_CASE("a new SQLite store records keyfolio's application id and schema version, in WAL mode") {
+  TempDir dir;
+  REQUIRE(make_sqlite_backend(dir / "store.db").has_value());
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((dir / "store.db").c_str(), &db) == SQLITE_OK);
+  auto scalar = [&](const char* q) {
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, q, -1, &s, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    std::string v = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    return v;
+  };
+  CHECK(scalar("PRAGMA user_version") == std::to_string(keyfolio::sqlite_schema_version));
+  CHECK(scalar("PRAGMA application_id") == std::to_string(0x4B465331));
+  CHECK(scalar("PRAGMA journal_mode") == "wal");
+  sqlite3_close(db);
+}
+
+TEST_CASE("records written to a SQLite store are there after reopening") {
+  TempDir dir;
+  {
+    auto b = make_sqlite_backend(dir / "store.db").value();
+    REQUIRE(b->write(WriteBatch().put("c", "k", "v1", must_not_exist)).has_value());
+    REQUIRE(b->write(WriteBatch().put("c", "k", "v2", 1)).has_value());
+  }
+  auto b = make_sqlite_backend(dir / "store.db").value();
+  auto got = b->get("c", "k").value();
+  REQUIRE(got.has_value());
+  CHECK(got->version == 2);
+  CHECK(got->value == "v2");
+}
+
+TEST_CASE("bad SQLite store locations get clear errors and change nothing") {
+  TempDir dir;
+  SECTION("a directory") {
+    std::filesystem::create_directory(dir / "adir");
+    auto r = make_sqlite_backend(dir / "adir");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code() == errc::storage_error);
+    CHECK(mentions(r.error().message(), "is a directory"));
+    CHECK(std::filesystem::is_empty(dir / "adir"));
+  }
+  SECTION("a missing parent directory") {
+    auto r = make_sqlite_backend(dir / "missing" / "store.db");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code() == errc::storage_error);
+    CHECK(mentions(r.error().message(), "does not exist"));
+    CHECK_FALSE(std::filesystem::exists(dir / "missing"));
+  }
+  SECTION("an empty path, or options out of range") {
+    CHECK(make_sqlite_backend("").error().code() == errc::invalid_argument);
+    SqliteOptions bad;
+    bad.poll_interval = std::chrono::milliseconds(0);
+    CHECK(make_sqlite_backend(dir / "store.db", bad).error().code() == errc::invalid_argument);
+    CHECK_FALSE(std::filesystem::exists(dir / "store.db"));
+  }
+  SECTION("a missing file when creation is not allowed") {
+    SqliteOptions no_create;
+    no_create.create = false;
+    auto r = make_sqlite_backend(dir / "store.db", no_create);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code() == errc::not_found);
+    CHECK_FALSE(std::filesystem::exists(dir / "store.db"));
+  }
+  SECTION("a file that is not a SQLite database") {
+    const std::string junk = "this is a text file, not a database\n" + std::string(5000, 'x');
+    std::ofstream(dir / "notes.txt") << junk;
+    auto r = make_sqlite_backend(dir / "notes.txt");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code() == errc::storage_error);
+    CHECK(mentions(r.error().message(), "not a SQLite database"));
+    CHECK(file_bytes(dir / "notes.txt") == junk);
+  }
+  SECTION("a SQLite database of another application") {
+    sql(dir / "other.db", "CREATE TABLE mine (x); INSERT INTO mine VALUES (42);");
+    const auto before = file_bytes(dir / "other.db");
+    auto r = make_sqlite_backend(dir / "other.db");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code() == errc::invalid_argument);
+    CHECK(mentions(r.error().message(), "not a keyfolio store"));
+    sql(dir / "other.db", "SELECT x FROM mine");
+  }
+  SECTION("a keyfolio store of a newer schema") {
+    {
+      auto b = make_sqlite_backend(dir / "store.db").value();
+      REQUIRE(b->write(WriteBatch().put("c", "k", "kept", must_not_exist)).has_value());
+    }
+    sql(dir / "store.db", "PRAGMA user_version = 99");
+    auto r = make_sqlite_backend(dir / "store.db");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code() == errc::not_supported);
+    CHECK(mentions(r.error().message(), "schema version 99"));
+    sql(dir / "store.db", "PRAGMA user_version = 1");
+    CHECK(make_sqlite_backend(dir / "store.db").value()->get("c", "k").value()->value == "kept");
+  }
+}
+
+TEST_CASE("a SQLite store in a location this process may not write to gets a clear error") {
+  TempDir dir;
+  {
+    auto b = make_sqlite_backend(dir / "existing.db").value();
+    REQUIRE(b->write(WriteBatch().put("c", "k", "kept", must_not_exist)).has_value());
+  }
+  std::filesystem::create_directory(dir / "locked");
+  std::filesystem::permissions(dir.path(), std::filesystem::perms::owner_all | std::filesystem::perms::group_exec |
+                                               std::filesystem::perms::others_exec);
+  std::filesystem::permissions(dir / "locked", std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec |
+                                                   std::filesystem::perms::group_exec |
+                                                   std::filesystem::perms::others_exec);
+  std::filesystem::permissions(dir / "existing.db",
+                               std::filesystem::perms::owner_read | std::filesystem::perms::others_read);
+  auto outcome = keyfolio::test::run_in_child([&](const auto& say) {
+    if (!keyfolio::test::drop_root()) return 2;
+    auto created = make_sqlite_backend(dir / "locked" / "store.db");
+    if (created) return 3;
+    say(std::string(keyfolio::to_string(created.error().code())) + "|" + created.error().message() + "\n");
+    auto existing = make_sqlite_backend(dir / "existing.db");
+    if (existing) return 4;
+    say(std::string(keyfolio::to_string(existing.error().code())) + "|" + existing.error().message() + "\n");
+    return 0;
+  });
+  INFO(outcome.said);
+  REQUIRE(outcome.exited);
+  REQUIRE(outcome.status == 0);
+  CHECK(mentions(outcome.said, "storage_error|"));
+  CHECK(mentions(outcome.said, "cannot create the file: Permission denied"));
+  CHECK(mentions(outcome.said, "not writable"));
+  CHECK_FALSE(std::filesystem::exists(dir / "locked" / "store.db"));
+  std::filesystem::permissions(dir / "existing.db", std::filesystem::perms::owner_read |
+                                                        std::filesystem::perms::owner_write);
+  CHECK(make_sqlite_backend(dir / "existing.db").value()->get("c", "k").value()->value == "kept");
+}
+
+TEST_CASE("a SQLite store locked longer than the busy timeout gives unavailable and loses nothing") {
+  TempDir dir;
+  SqliteOptions quick;
+  quick.busy_timeout = std::chrono::milliseconds(100);
+  auto b = make_sqlite_backend(dir / "store.db", quick).value();
+  REQUIRE(b->write(WriteBatch().put("c", "k", "v1", must_not_exist)).has_value());
+
+  sqlite3* holder = nullptr;
+  REQUIRE(sqlite3_open((dir / "store.db").c_str(), &holder) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(holder, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  auto blocked = b->write(WriteBatch().put("c", "k", "v2", 1));
+  REQUIRE_FALSE(blocked.has_value());
+  CHECK(blocked.error().code() == errc::unavailable);
+  CHECK(mentions(blocked.error().message(), "locked"));
+  auto reopen = make_sqlite_backend(dir / "store.db", quick);
+  REQUIRE_FALSE(reopen.has_value());
+  CHECK(reopen.error().code() == errc::unavailable);
+  REQUIRE(sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(holder);
+
+  auto got = b->get("c", "k").value();
+  CHECK(got->version == 1);
+  CHECK(got->value == "v1");
+  REQUIRE(b->write(WriteBatch().put("c", "k", "v2", 1)).has_value());
+}
+
+TEST_CASE("a SQLite store that runs out of space fails the write clearly and keeps every acknowledged record") {
+  TempDir dir;
+  const auto path = dir / "store.db";
+  { REQUIRE(make_sqlite_backend(path).has_value()); }
+  // In a child limited to small files: writes fail once the WAL would grow
+  // past the limit, as on a full disk.
+  auto outcome = keyfolio::test::run_in_child([&](const auto& say) {
+    std::signal(SIGXFSZ, SIG_IGN);
+    const rlimit limit{256 * 1024, 256 * 1024};
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 2;
+    auto b = make_sqlite_backend(path);
+    if (!b) return 3;
+    const std::string value(4000, 'v');
+    for (int i = 0; i < 1000; ++i) {
+      auto w = (*b)->write(WriteBatch().put("c", "k" + std::to_string(i), value, must_not_exist));
+      if (!w) {
+        say(std::to_string(i) + "|" + std::string(keyfolio::to_string(w.error().code())) + "|" +
+            w.error().message());
+        return 0;
+      }
+    }
+    return 4;  // never ran out
+  });
+  INFO(outcome.said);
+  REQUIRE(outcome.exited);
+  REQUIRE(outcome.status == 0);
+  const int acknowledged = std::stoi(outcome.said.substr(0, outcome.said.find('|')));
+  CHECK(acknowledged > 0);
+  CHECK(mentions(outcome.said, "|storage_error|"));
+  CHECK(mentions(outcome.said, "could not write to the disk"));
+
+  auto b = make_sqlite_backend(path).value();
+  auto all = b->scan("c").value();
+  CHECK(all.size() == static_cast<std::size_t>(acknowledged));
+  for (const auto& r : all) CHECK(r.value == std::string(4000, 'v'));
+  REQUIRE(b->write(WriteBatch().put("c", "after", "ok", must_not_exist)).has_value());
+}
+
+TEST_CASE("AccountManager on a SQLite file keeps accounts across reopening and hears another handle's writes") {
+  TempDir dir;
+  const auto path = dir / "keyfolio.db";
+  SqliteOptions options;
+  options.poll_interval = std::chrono::milliseconds(10);
+  {
+    auto m = AccountManager::open(make_sqlite_backend(path, options).value(), raw_key()).value();
+    m.upsert("BINANCE/main", keys("k1", "s1")).value();
+  }
+  auto first = AccountManager::open(make_sqlite_backend(path, options).value(), raw_key()).value();
+  REQUIRE(first.has_change_feed());
+  CHECK(keyfolio::test::reveals(*first.get("BINANCE/main").value()->credentials.find("apiKey"), "k1"));
+
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<keyfolio::AccountEvent> heard;
+  auto subscription = first.subscribe([&](const keyfolio::AccountEvent& e) {
+    std::lock_guard lock(mutex);
+    heard.push_back(e);
+    cv.notify_all();
+  });
+  auto second = AccountManager::open(make_sqlite_backend(path, options).value(), raw_key()).value();
+  second.upsert("BINANCE/main", keys("k2", "s2")).value();
+  {
+    std::unique_lock lock(mutex);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] {
+      return std::any_of(heard.begin(), heard.end(), [](const auto& e) {
+        return e.kind == keyfolio::AccountEvent::Kind::updated && e.version == 2;
+      });
+    }));
+  }
+  CHECK(keyfolio::test::reveals(*first.get("BINANCE/main").value()->credentials.find("apiKey"), "k2"));
+}
