@@ -1,51 +1,88 @@
-// quickstart: a first look at keyfolio's vocabulary.
+// quickstart: keyfolio's persistent setup in one page.
 //
-// Parses a few account ids the way CoinAPI EMS spells them, shows which
-// spellings name the same account, prints what the built-in catalog requires
-// for a few exchanges, and validates a set of credentials.
+// Opens (or creates) an encrypted account store in a SQLite file, adds or
+// updates two accounts on one exchange told apart by tags — one through the
+// typed API, one through a CoinAPI EMS request body — reads credentials the
+// way a trading host does before signing a request, and prints a redacted
+// listing. Run it again: the accounts are updated and their versions grow.
+//
+//   quickstart [STORE_FILE]      default: keyfolio-demo/keyfolio.db
 #include <keyfolio/keyfolio.hpp>
 
+#include <filesystem>
 #include <iostream>
 
-int main() {
-  const auto& catalog = keyfolio::ExchangeCatalog::builtin();
-  std::cout << "keyfolio " << keyfolio::version_string << ", catalog of " << catalog.exchanges().size()
-            << " exchanges from " << catalog.source() << "\n\n";
+namespace {
 
-  std::cout << "Account ids:\n";
-  for (const char* text : {"BITSTAMP/2574", "bitstamp:2574", "KRAKEN/JOHN", "OKEX",
-                           "BINANCE/7c177641-74bd-4dbe-9b01-2497c12a5f70", "BINANSE/main", "KRAKEN/"}) {
-    auto id = keyfolio::AccountId::parse(text);
-    if (id) {
-      std::cout << "  " << text << "  ->  exchange " << id->exchange() << ", tag "
-                << (id->has_tag() ? id->tag() : "(none)") << ", canonical " << id->canonical() << '\n';
-    } else {
-      std::cout << "  " << text << "  ->  " << id.error().message() << '\n';
-    }
-  }
-  const auto a = keyfolio::AccountId::parse("BITSTAMP/2574").value();
-  const auto b = keyfolio::AccountId::parse("bitstamp:2574").value();
-  std::cout << "  " << a << " and " << b << " are " << (a == b ? "the same account" : "different accounts")
-            << "\n\nWhat exchanges require:\n";
+int fail(const keyfolio::Error& error) {
+  std::cerr << "quickstart: " << error.message() << '\n';
+  return 1;
+}
 
-  for (const char* exchange : {"binance", "OKEX", "kucoin", "hyperliquid", "coinbaseexchange"}) {
-    const keyfolio::ExchangeInfo* info = catalog.find(exchange);
-    std::cout << "  " << exchange << " (" << info->name << "):";
-    for (const auto& key : info->required) std::cout << ' ' << key << " [" << catalog.find_field(key)->name << ']';
-    std::cout << '\n';
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::filesystem::path store = argc > 1 ? argv[1] : "keyfolio-demo/keyfolio.db";
+  if (store.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(store.parent_path(), ec);
+    std::filesystem::permissions(store.parent_path(), std::filesystem::perms::owner_all, ec);
   }
 
-  std::cout << "\nValidating credentials for okx given in CoinAPI EMS field names:\n";
-  keyfolio::Credentials credentials;
-  credentials.add("PublicApiKey", keyfolio::SecretString("demo-key-1234")).value();
-  credentials.add("PrivateApiKey", keyfolio::SecretString("demo-secret-do-not-print")).value();
-  std::cout << "  stored as " << credentials << '\n';
-  if (auto ok = credentials.validate(*catalog.find("okx")); !ok) std::cout << "  " << ok.error().message() << '\n';
-  credentials.add("PassPhrase", keyfolio::SecretString("demo-passphrase")).value();
-  if (credentials.validate(*catalog.find("okx"))) std::cout << "  with PassPhrase added: valid " << credentials << '\n';
+  auto backend = keyfolio::make_sqlite_backend(store);
+  if (!backend) return fail(backend.error());
+  // A real host asks its operator for the passphrase (or uses a key from its
+  // KMS); the demo uses a fixed one and the cheaper "interactive" Argon2id cost.
+  const auto key = keyfolio::KeySource::passphrase(keyfolio::SecretString("demo passphrase, not for real keys"),
+                                                   keyfolio::KdfCost::interactive());
+  auto opened = keyfolio::AccountManager::open(*backend, key);
+  if (!opened) return fail(opened.error());
+  keyfolio::AccountManager& accounts = *opened;
+  std::cout << "keyfolio " << keyfolio::version_string << ": store " << (*backend)->describe() << ", "
+            << accounts.size() << " accounts\n\n";
+
+  // 1. The typed API: field names in any spelling the catalog knows.
+  keyfolio::Credentials main_keys;
+  main_keys.add("apiKey", keyfolio::SecretString("demo-main-api-key")).value();
+  main_keys.add("apiSecret", keyfolio::SecretString("demo-main-api-secret")).value();
+  auto main_result = accounts.upsert("BINANCE/main", std::move(main_keys));
+  if (!main_result) return fail(main_result.error());
+  std::cout << "BINANCE/main " << (main_result->created ? "created" : "updated") << ", version "
+            << main_result->version << '\n';
+
+  // 2. A CoinAPI EMS add-or-update body, as a host's HTTP endpoint receives it.
+  const auto response = keyfolio::wire::coinapi_ems::post_accounts(accounts, R"({
+    "exchange_id": "BINANCE/hedging",
+    "parameters": [{"key": "PublicApiKey", "value": "demo-hedging-api-key"},
+                   {"key": "PrivateApiKey", "value": "demo-hedging-api-secret"}]})");
+  std::cout << "POST /v1/accounts -> " << response.status << ' ' << response.body << "\n\n";
+
+  // 3. What a trading host does before signing a request: a lookup in memory,
+  // no decryption, no I/O.
+  auto account = accounts.get("binance/hedging");
+  if (!account) return fail(account.error());
+  const keyfolio::SecretString* api_key = (*account)->credentials.find("apiKey");
+  std::cout << "signing with the " << api_key->size() << "-byte API key of " << (*account)->id
+            << " (printed: " << *api_key << ")\n\n";
+
+  // 4. Bad input gets a clear error and changes nothing.
+  keyfolio::Credentials incomplete;
+  incomplete.add("apiKey", keyfolio::SecretString("demo-okx-key")).value();
+  if (auto rejected = accounts.upsert("OKX/desk", std::move(incomplete)); !rejected) {
+    std::cout << "rejected: " << rejected.error().message() << "\n\n";
+  }
+
+  // 5. A listing never shows secrets.
+  std::cout << "accounts:\n";
+  for (const auto& summary : accounts.list()) {
+    std::cout << "  " << summary.id << "  version " << summary.version << "  fields";
+    for (const auto& field : summary.fields) std::cout << ' ' << field;
+    std::cout << "  fingerprint " << summary.fingerprint.substr(0, 16) << "...\n";
+  }
+  std::cout << "\nGET /v1/accounts -> " << keyfolio::wire::coinapi_ems::accounts_body(accounts) << '\n';
 
   const auto memory = keyfolio::secure_memory_stats();
-  std::cout << "\nSecure memory: " << memory.live_secrets << " secrets in " << memory.reserved_bytes
-            << " bytes, " << (memory.fully_locked() ? "all locked in RAM" : "NOT all locked in RAM") << '\n';
+  std::cout << "\nsecure memory: " << memory.live_secrets << " secrets in " << memory.reserved_bytes << " bytes, "
+            << (memory.fully_locked() ? "all locked in RAM" : "NOT all locked in RAM") << '\n';
   return 0;
 }
