@@ -217,6 +217,7 @@ TEST_CASE("the EMS accounts listing redacts secret values and shows non-secret o
           {"key": "privateKey", "value": "CANARY-pk-55d"}]})"));
   const std::string body = ems::accounts_body(s.manager);
   CHECK_FALSE(mentions(body, "CANARY"));
+  for (const auto& record : s.records()) CHECK_FALSE(mentions(record.value, "CANARY"));
   const auto listing = json::parse(body).as_array();
   REQUIRE(listing.size() == 2);
   CHECK(member(listing[0], "exchange_id") == "BINANCE/main");
