@@ -9,8 +9,17 @@ namespace {
 
 using detail::quote;
 
+// Input as messages show it: whole when short, else its first characters and
+// length, because a long "id" that fails to parse may be a secret pasted into
+// the wrong field.
+std::string shown(std::string_view text) {
+  constexpr std::size_t shown_whole = 24;
+  if (text.size() <= shown_whole) return quote(text);
+  return quote(text.substr(0, 3)) + "... (" + std::to_string(text.size()) + " bytes)";
+}
+
 Error bad(std::string_view text, const std::string& why) {
-  return Error(errc::invalid_exchange_id, "invalid account id " + quote(text) + ": " + why);
+  return Error(errc::invalid_exchange_id, "invalid account id " + shown(text) + ": " + why);
 }
 
 std::string position(std::size_t i) { return "at position " + std::to_string(i); }
@@ -37,7 +46,7 @@ Result<AccountId> resolve(std::string_view text, std::string_view exchange, cons
                           auto&& make) {
   const ExchangeInfo* info = catalog.find(exchange);
   if (info == nullptr) {
-    std::string why = "unknown exchange " + quote(exchange);
+    std::string why = "unknown exchange " + shown(exchange);
     const auto suggestions = catalog.suggest(exchange);
     if (!suggestions.empty()) {
       why += "; did you mean";

@@ -131,6 +131,7 @@ class KEYFOLIO_EXPORT AccountManager {
   bool has_change_feed() const noexcept;
 
  private:
+  friend class PortfolioConnector;  // writes accounts and portfolios in one batch
   struct Impl;
   explicit AccountManager(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;

@@ -10,6 +10,8 @@
 #include <keyfolio/error.hpp>
 #include <keyfolio/exchange_catalog.hpp>
 #include <keyfolio/key_source.hpp>
+#include <keyfolio/portfolio.hpp>
+#include <keyfolio/portfolio_connector.hpp>
 #include <keyfolio/secret.hpp>
 #include <keyfolio/storage.hpp>
 #include <keyfolio/version.hpp>

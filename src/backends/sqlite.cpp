@@ -77,14 +77,15 @@ class Use {
 
   Use& blob(int i, std::string_view v) {
     // A zero-length blob must still be a blob, not NULL.
-    sqlite3_bind_blob(s_, i, v.empty() ? "" : v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    if (sqlite3_bind_blob64(s_, i, v.empty() ? "" : v.data(), v.size(), SQLITE_STATIC) != SQLITE_OK) failed_ = true;
     return *this;
   }
   Use& integer(int i, std::int64_t v) {
-    sqlite3_bind_int64(s_, i, v);
+    if (sqlite3_bind_int64(s_, i, v) != SQLITE_OK) failed_ = true;
     return *this;
   }
-  int step() { return sqlite3_step(s_); }
+  // A failed bind (a value larger than SQLite accepts) fails the step.
+  int step() { return failed_ ? SQLITE_TOOBIG : sqlite3_step(s_); }
   std::string text(int col) const {
     const void* p = sqlite3_column_blob(s_, col);
     const int n = sqlite3_column_bytes(s_, col);
@@ -94,6 +95,7 @@ class Use {
 
  private:
   sqlite3_stmt* s_;
+  bool failed_ = false;
 };
 
 // The upper bound of keys starting with `prefix`: the prefix with its last
@@ -118,23 +120,30 @@ struct Connection {
     const int system_errno = db ? sqlite3_system_errno(db.get()) : 0;
     errc code = errc::storage_error;
     std::string detail = message;
+    // The OS error is only meaningful for I/O failures; SQLite keeps an
+    // older one otherwise.
+    const bool io = primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN || primary == SQLITE_FULL;
+    const int os_error = io ? system_errno : 0;
     if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
       code = errc::unavailable;
       detail = "the store stayed locked by another connection longer than the busy timeout";
-    } else if (primary == SQLITE_FULL || rc == SQLITE_IOERR_WRITE || system_errno == ENOSPC ||
-               system_errno == EFBIG || system_errno == EDQUOT) {
-      // SQLite reports a full disk as SQLITE_FULL only for short writes; a
-      // failed write (ENOSPC, EFBIG, EDQUOT) comes as SQLITE_IOERR_WRITE.
-      detail = "could not write to the disk: it is full, the file reached a size limit, or the device failed";
-      if (system_errno != 0) detail += " (" + std::string(std::strerror(system_errno)) + ")";
-    } else if (primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN) {
-      if (system_errno != 0) detail += " (" + std::string(std::strerror(system_errno)) + ")";
     } else if (primary == SQLITE_CORRUPT) {
       code = errc::corrupt_data;
+    } else if (primary == SQLITE_TOOBIG) {
+      code = errc::invalid_argument;
+      detail = "a key or value is larger than SQLite accepts";
     } else if (primary == SQLITE_NOTADB) {
       detail = "the file is not a SQLite database";
     } else if (primary == SQLITE_READONLY) {
       detail = "the store is read-only here (" + detail + ")";
+    } else if (primary == SQLITE_FULL || rc == SQLITE_IOERR_WRITE || os_error == ENOSPC || os_error == EFBIG ||
+               os_error == EDQUOT) {
+      // SQLite reports a full disk as SQLITE_FULL only for short writes; a
+      // failed write (ENOSPC, EFBIG, EDQUOT) comes as SQLITE_IOERR_WRITE.
+      detail = "could not write to the disk: it is full, the file reached a size limit, or the device failed";
+      if (os_error != 0) detail += " (" + std::string(std::strerror(os_error)) + ")";
+    } else if (os_error != 0) {
+      detail += " (" + std::string(std::strerror(os_error)) + ")";
     }
     return Error(code, "sqlite store " + detail::quote(path, 200) + ": " + std::string(what) + ": " + detail);
   }
@@ -205,6 +214,45 @@ class Transaction {
   bool open_ = false;
 };
 
+std::int64_t read_scalar(Connection& c, const char* sql, int& rc) {
+  Statement s;
+  rc = s.prepare(c.db.get(), sql);
+  if (rc != SQLITE_OK) return 0;
+  Use use(s);
+  rc = use.step();
+  if (rc != SQLITE_ROW) return 0;
+  rc = SQLITE_OK;
+  return use.int64(0);
+}
+
+// Whether the file is a keyfolio store (or still empty), read without
+// changing anything. Returns its schema version.
+Result<std::int64_t> identify(Connection& c) {
+  int rc = SQLITE_OK;
+  const std::int64_t app = read_scalar(c, "PRAGMA application_id", rc);
+  if (rc != SQLITE_OK) return c.fail("reading the file header", rc);
+  const std::int64_t version = read_scalar(c, "PRAGMA user_version", rc);
+  if (rc != SQLITE_OK) return c.fail("reading the file header", rc);
+  const std::int64_t objects = read_scalar(c, "SELECT count(*) FROM sqlite_schema", rc);
+  if (rc != SQLITE_OK) return c.fail("reading the schema", rc);
+  if (app != application_id && (app != 0 || version != 0 || objects != 0)) {
+    return Error(errc::invalid_argument, "sqlite store " + detail::quote(c.path, 200) +
+                                             ": the file is a SQLite database but not a keyfolio store; "
+                                             "nothing was changed");
+  }
+  if (version < 0) {
+    return Error(errc::corrupt_data, "sqlite store " + detail::quote(c.path, 200) + " has an invalid schema version " +
+                                         std::to_string(version));
+  }
+  if (version > sqlite_schema_version) {
+    return Error(errc::not_supported, "sqlite store " + detail::quote(c.path, 200) + " has schema version " +
+                                          std::to_string(version) + ", newer than this keyfolio supports (" +
+                                          std::to_string(sqlite_schema_version) + "); open it with a newer keyfolio");
+  }
+  return version;
+}
+
+// Opens a connection on a keyfolio store (or an empty file), in WAL mode.
 Result<Connection> connect(const std::filesystem::path& path, const SqliteOptions& options) {
   Connection c;
   c.path = path.string();
@@ -218,8 +266,23 @@ Result<Connection> connect(const std::filesystem::path& path, const SqliteOption
                                           ": the file is not writable by this process");
   }
   sqlite3_busy_timeout(c.db.get(), static_cast<int>(std::min<std::int64_t>(options.busy_timeout.count(), INT32_MAX)));
-  // journal_mode answers with a row; sqlite3_exec discards it.
-  if (auto r = c.exec("PRAGMA journal_mode = WAL", "switching to WAL mode"); !r) return r.error();
+  // Before anything that writes (the journal mode is stored in the file):
+  // leave other applications' databases untouched.
+  if (auto known = identify(c); !known) return known.error();
+  {
+    Statement s;
+    if (const int prc = s.prepare(c.db.get(), "PRAGMA journal_mode = WAL"); prc != SQLITE_OK) {
+      return c.fail("switching to WAL mode", prc);
+    }
+    Use use(s);
+    const int step = use.step();
+    if (step != SQLITE_ROW) return c.fail("switching to WAL mode", step);
+    if (const std::string mode = use.text(0); mode != "wal") {
+      return Error(errc::storage_error, "sqlite store " + detail::quote(c.path, 200) +
+                                            ": the file system does not support WAL mode (journal mode stays " +
+                                            detail::quote(mode) + ")");
+    }
+  }
   const char* sync = options.durability == SqliteOptions::Durability::full ? "PRAGMA synchronous = FULL"
                                                                            : "PRAGMA synchronous = NORMAL";
   if (auto r = c.exec(sync, "setting durability"); !r) return r.error();
@@ -229,39 +292,15 @@ Result<Connection> connect(const std::filesystem::path& path, const SqliteOption
 
 // Creates or migrates the schema, under the write lock.
 Result<void> prepare_schema(Connection& c) {
-  Statement query;
-  auto scalar = [&](const char* sql, std::int64_t& out) -> Result<void> {
-    Statement s;
-    if (const int rc = s.prepare(c.db.get(), sql); rc != SQLITE_OK) return c.fail("reading the schema", rc);
-    Use use(s);
-    const int rc = use.step();
-    if (rc != SQLITE_ROW) return c.fail("reading the schema", rc);
-    out = use.int64(0);
-    return {};
-  };
   if (auto r = c.exec("BEGIN IMMEDIATE", "locking the store to check its schema"); !r) return r.error();
   auto result = [&]() -> Result<void> {
-    std::int64_t app = 0, version = 0, objects = 0;
-    if (auto r = scalar("PRAGMA application_id", app); !r) return r;
-    if (auto r = scalar("PRAGMA user_version", version); !r) return r;
-    if (auto r = scalar("SELECT count(*) FROM sqlite_schema", objects); !r) return r;
-    if (app != application_id) {
-      if (app != 0 || version != 0 || objects != 0) {
-        return Error(errc::invalid_argument, "sqlite store " + detail::quote(c.path, 200) +
-                                                 ": the file is a SQLite database but not a keyfolio store; "
-                                                 "nothing was changed");
-      }
-    }
-    if (version > sqlite_schema_version) {
-      return Error(errc::not_supported, "sqlite store " + detail::quote(c.path, 200) + " has schema version " +
-                                            std::to_string(version) + ", newer than this keyfolio supports (" +
-                                            std::to_string(sqlite_schema_version) +
-                                            "); open it with a newer keyfolio");
-    }
-    for (auto v = version; v < sqlite_schema_version; ++v) {
+    // Again under the lock: another process may have created it meanwhile.
+    auto version = identify(c);
+    if (!version) return version.error();
+    for (auto v = *version; v < sqlite_schema_version; ++v) {
       if (auto r = c.exec(migrations[v], "migrating the schema"); !r) return r;
     }
-    if (version < sqlite_schema_version) {
+    if (*version < sqlite_schema_version) {
       const std::string stamp = "PRAGMA application_id = " + std::to_string(application_id) +
                                 "; PRAGMA user_version = " + std::to_string(sqlite_schema_version);
       if (auto r = c.exec(stamp.c_str(), "recording the schema version"); !r) return r;

@@ -153,7 +153,10 @@ Result<boost::json::value> parse_json(std::string_view text, std::string_view wh
                      place_of(text, consumed));
     }
   }
-  boost::json::parser parser(std::move(storage), options);
+  // The constructor's storage is only the parser's scratch space; reset()
+  // chooses where the value itself lives.
+  boost::json::parser parser(storage, options);
+  parser.reset(std::move(storage));
   boost::system::error_code ec;
   parser.write(text.data(), text.size(), ec);
   if (ec) return invalid("is not valid JSON (" + ec.message() + ")");

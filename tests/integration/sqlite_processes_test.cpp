@@ -200,6 +200,28 @@ TEST_CASE("two processes doing compare-and-set increments on the same SQLite rec
 TEST_CASE("a change made by another process reaches this process's change feed") {
   keyfolio::test::TempDir dir;
   const auto path = dir / "feed.db";
+  { REQUIRE(make_sqlite_backend(path).has_value()); }
+  // The child is forked before this process starts any thread (the change
+  // feed's poller), and writes once told to through a pipe.
+  int go[2];
+  REQUIRE(::pipe(go) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(go[1]);
+    char byte = 0;
+    if (::read(go[0], &byte, 1) != 1) ::_exit(2);
+    auto b = make_sqlite_backend(path);
+    if (!b) ::_exit(3);
+    auto other = AccountManager::open(*b, raw_key());
+    if (!other) ::_exit(4);
+    Credentials c;
+    (void)c.add("apiKey", SecretString("from-child"));
+    (void)c.add("secret", SecretString("s"));
+    ::_exit(other->upsert("KRAKEN/child", std::move(c)) ? 0 : 5);
+  }
+  ::close(go[0]);
+
   keyfolio::SqliteOptions options;
   options.poll_interval = std::chrono::milliseconds(10);
   auto manager = AccountManager::open(make_sqlite_backend(path, options).value(), raw_key()).value();
@@ -211,20 +233,12 @@ TEST_CASE("a change made by another process reaches this process's change feed")
     heard.push_back(e);
     cv.notify_all();
   });
-
-  // fork() with this process's poller thread running: the child uses only
-  // its own new connection.
-  auto child = keyfolio::test::run_in_child([&](const auto&) {
-    auto b = make_sqlite_backend(path);
-    if (!b) return 2;
-    auto other = AccountManager::open(*b, raw_key());
-    if (!other) return 3;
-    Credentials c;
-    (void)c.add("apiKey", SecretString("from-child"));
-    (void)c.add("secret", SecretString("s"));
-    return other->upsert("KRAKEN/child", std::move(c)) ? 0 : 4;
-  });
-  REQUIRE(child.status == 0);
+  REQUIRE(::write(go[1], "g", 1) == 1);
+  ::close(go[1]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
   {
     std::unique_lock lock(mutex);
     REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] {

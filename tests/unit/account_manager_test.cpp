@@ -595,3 +595,47 @@ TEST_CASE("reading credentials out of 100,000 accounts touches neither the backe
   CHECK(memory_after.reserved_bytes == memory_before.reserved_bytes);
   CHECK(memory_after.live_secrets == memory_before.live_secrets);
 }
+
+namespace {
+
+// A backend without a change feed that runs `after_write` once, right after
+// the next successful write: another writer getting in before the manager
+// takes its own write into its cache.
+class RacingBackend : public keyfolio::StorageBackendWrapper {
+ public:
+  using StorageBackendWrapper::StorageBackendWrapper;
+  std::function<void()> after_write;
+  keyfolio::Result<keyfolio::Subscription> subscribe(keyfolio::ChangeHandler) override {
+    return keyfolio::Error(keyfolio::errc::not_supported, "no feed");
+  }
+  keyfolio::Result<void> write(const WriteBatch& batch) override {
+    auto r = StorageBackendWrapper::write(batch);
+    if (r && after_write) std::exchange(after_write, nullptr)();
+    return r;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("without a change feed, an upsert caches what it wrote unless another writer came after it") {
+  auto inner = keyfolio::make_memory_backend();
+  auto racing = std::make_shared<RacingBackend>(inner);
+  auto m = AccountManager::open(racing, raw('x')).value();
+  REQUIRE_FALSE(m.has_change_feed());
+  auto other = AccountManager::open(inner, raw('x')).value();
+
+  for (const std::size_t n : {std::size_t{2}, std::size_t{100}}) {  // read back one by one, and by a scan
+    INFO(n << " accounts");
+    std::vector<keyfolio::AccountUpdate> batch;
+    for (std::size_t i = 0; i < n; ++i) {
+      batch.push_back({id("BINANCE/" + std::to_string(i)), binance_keys("ours-" + std::to_string(n), "s")});
+    }
+    racing->after_write = [&] { other.upsert("BINANCE/1", binance_keys("theirs-" + std::to_string(n), "s")).value(); };
+    m.upsert(std::move(batch)).value();
+    CHECK(m.size() == n);
+    CHECK(keyfolio::test::reveals(*m.get("BINANCE/0").value()->credentials.find("apiKey"), "ours-" + std::to_string(n)));
+    CHECK(keyfolio::test::reveals(*m.get("BINANCE/1").value()->credentials.find("apiKey"),
+                                  "theirs-" + std::to_string(n)));
+    CHECK(m.get("BINANCE/1").value()->version == inner->get("accounts", "binance/1").value()->version);
+  }
+}

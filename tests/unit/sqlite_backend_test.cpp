@@ -155,6 +155,8 @@ TEST_CASE("bad SQLite store locations get clear errors and change nothing") {
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code() == errc::invalid_argument);
     CHECK(mentions(r.error().message(), "not a keyfolio store"));
+    CHECK(file_bytes(dir / "other.db") == before);
+    CHECK_FALSE(std::filesystem::exists(dir / "other.db-wal"));
     sql(dir / "other.db", "SELECT x FROM mine");
   }
   SECTION("a keyfolio store of a newer schema") {
@@ -167,6 +169,10 @@ TEST_CASE("bad SQLite store locations get clear errors and change nothing") {
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code() == errc::not_supported);
     CHECK(mentions(r.error().message(), "schema version 99"));
+    sql(dir / "store.db", "PRAGMA user_version = -1");
+    auto negative = make_sqlite_backend(dir / "store.db");
+    REQUIRE_FALSE(negative.has_value());
+    CHECK(negative.error().code() == errc::corrupt_data);
     sql(dir / "store.db", "PRAGMA user_version = 1");
     CHECK(make_sqlite_backend(dir / "store.db").value()->get("c", "k").value()->value == "kept");
   }

@@ -1,0 +1,392 @@
+// AccountManager's internals, shared with PortfolioConnector, which writes
+// accounts and portfolios in one batch over the same vault and cache.
+#pragma once
+
+#include <keyfolio/account_manager.hpp>
+
+#include "crypto/vault.hpp"
+#include "detail/secure_arena.hpp"
+#include "detail/subscribers.hpp"
+#include "detail/text.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <unordered_map>
+
+namespace keyfolio {
+namespace detail::accounts {
+
+inline constexpr std::string_view accounts_collection = "accounts";
+inline constexpr std::string_view meta_collection = "keyfolio";
+inline constexpr std::string_view keyring_key = "keyring";
+inline constexpr unsigned char payload_format = 1;
+
+inline Timestamp now() { return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now()); }
+
+// The plaintext of an account record, built in secure memory:
+//   u8 format | i64 created ms | i64 updated ms | str spelling |
+//   u32 field count | (str key | str value)*    (str = u32 length + bytes)
+class PayloadWriter {
+ public:
+  explicit PayloadWriter(std::size_t size) : buffer_(size) {}
+  void u8(unsigned char v) { buffer_.data()[at_++] = static_cast<char>(v); }
+  void u32(std::uint32_t v) { integer(v, 4); }
+  void i64(std::int64_t v) { integer(static_cast<std::uint64_t>(v), 8); }
+  void str(std::string_view s) {
+    u32(static_cast<std::uint32_t>(s.size()));
+    if (!s.empty()) std::memcpy(buffer_.data() + at_, s.data(), s.size());
+    at_ += s.size();
+  }
+  std::string_view view() const { return buffer_.view(); }
+
+ private:
+  void integer(std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) buffer_.data()[at_++] = static_cast<char>((v >> (8 * i)) & 0xff);
+  }
+  detail::SecureBuffer buffer_;
+  std::size_t at_ = 0;
+};
+
+class PayloadReader {
+ public:
+  explicit PayloadReader(std::string_view data) : data_(data) {}
+  bool ok() const { return ok_; }
+  bool done() const { return at_ == data_.size(); }
+  unsigned char u8() { return static_cast<unsigned char>(take(1).empty() ? 0 : data_[at_ - 1]); }
+  std::uint32_t u32() { return static_cast<std::uint32_t>(integer(4)); }
+  std::int64_t i64() { return static_cast<std::int64_t>(integer(8)); }
+  std::string_view str() { return take(u32()); }
+
+ private:
+  std::string_view take(std::size_t n) {
+    if (!ok_ || data_.size() - at_ < n) {
+      ok_ = false;
+      return {};
+    }
+    at_ += n;
+    return data_.substr(at_ - n, n);
+  }
+  std::uint64_t integer(int n) {
+    const auto bytes = take(static_cast<std::size_t>(n));
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < bytes.size(); ++i) v |= std::uint64_t{static_cast<unsigned char>(bytes[i])} << (8 * i);
+    return v;
+  }
+  std::string_view data_;
+  std::size_t at_ = 0;
+  bool ok_ = true;
+};
+
+struct Entry {
+  std::shared_ptr<const Account> account;  // null when the record is corrupt
+  std::uint64_t version = 0;
+  std::string nonce;
+  std::string fingerprint;
+};
+
+inline std::string name_of(const AccountId& id) { return detail::quote(id.spelling()); }
+
+// An account this manager has just sealed into a record with `nonce`, so
+// that taking it into the cache needs no decryption.
+struct Sealed {
+  std::string nonce;
+  std::shared_ptr<const Account> account;
+  std::string fingerprint;
+};
+
+}  // namespace detail::accounts
+
+using namespace detail::accounts;
+
+struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
+  std::shared_ptr<StorageBackend> backend;
+  const ExchangeCatalog* catalog = nullptr;
+  int max_retries = 32;
+  detail::Vault vault;
+  bool feed_active = false;
+
+  mutable std::shared_mutex cache_mutex;
+  std::unordered_map<AccountId, Entry> cache;
+  std::unordered_map<std::string, AccountId> ids_by_key;
+  // Accounts by fingerprint of their identifying credential, so that
+  // PortfolioConnector finds an exchange account without decrypting.
+  std::unordered_multimap<std::string, AccountId> ids_by_fingerprint;
+
+  std::mutex sync_mutex;  // orders cache updates: each re-reads the backend
+  Subscription feed;
+
+  std::shared_ptr<detail::Subscribers<AccountEvent>> subscribers =
+      std::make_shared<detail::Subscribers<AccountEvent>>();
+
+  Impl(std::shared_ptr<StorageBackend> b, const ExchangeCatalog* c, int retries, detail::Vault v)
+      : backend(std::move(b)), catalog(c), max_retries(retries), vault(std::move(v)) {}
+
+  ~Impl() { feed.reset(); }
+
+  std::string fingerprint_of(const AccountId& id, const Credentials& credentials) const {
+    const ExchangeInfo* info = catalog->find(id.exchange());
+    if (info == nullptr) return {};
+    const auto field = info->identifying_field();
+    const SecretString* value = field.empty() ? nullptr : credentials.find(field);
+    if (value == nullptr) return {};
+    detail::SecureBuffer message(id.exchange().size() + 1 + value->size());
+    std::memcpy(message.data(), id.exchange().data(), id.exchange().size());
+    message.data()[id.exchange().size()] = '\0';
+    std::memcpy(message.data() + id.exchange().size() + 1, value->reveal().data(), value->size());
+    return vault.fingerprint(message.view());
+  }
+
+  std::string seal(const AccountId& id, const std::string& key, std::uint64_t version, Timestamp created,
+                   Timestamp updated, const Credentials& credentials) const {
+    std::size_t size = 1 + 8 + 8 + 4 + id.spelling().size() + 4;
+    for (const auto& [field, value] : credentials) size += 8 + field.size() + value.size();
+    PayloadWriter w(size);
+    w.u8(payload_format);
+    w.i64(created.time_since_epoch().count());
+    w.i64(updated.time_since_epoch().count());
+    w.str(id.spelling());
+    w.u32(static_cast<std::uint32_t>(credentials.size()));
+    for (const auto& [field, value] : credentials) {
+      w.str(field);
+      w.str(value.reveal());
+    }
+    return vault.seal(accounts_collection, key, version, w.view());
+  }
+
+  // Opens a stored record: the account, or nullopt when it does not
+  // authenticate or does not parse.
+  std::optional<Account> open_record(const std::string& key, const Record& record) const {
+    auto plain = vault.open(accounts_collection, key, record.version, record.value);
+    if (!plain) return std::nullopt;
+    PayloadReader r(plain->view());
+    if (r.u8() != payload_format) return std::nullopt;
+    const Timestamp created{std::chrono::milliseconds(r.i64())};
+    const Timestamp updated{std::chrono::milliseconds(r.i64())};
+    const auto spelling = r.str();
+    const auto count = r.u32();
+    if (!r.ok()) return std::nullopt;
+    auto id = AccountId::parse(spelling, *catalog);
+    if (!id || id->canonical() != key) return std::nullopt;
+    Credentials credentials;
+    for (std::uint32_t i = 0; i < count; ++i) {
+      const auto field = r.str();
+      const auto value = r.str();
+      if (!r.ok() || !credentials.add(field, SecretString(value), *catalog)) return std::nullopt;
+    }
+    if (!r.done()) return std::nullopt;
+    return Account{std::move(*id), std::move(credentials), record.version, created, updated};
+  }
+
+  // The id a storage key names, for records that cannot be opened.
+  std::optional<AccountId> id_of_key(const std::string& key) const {
+    if (auto it = ids_by_key.find(key); it != ids_by_key.end()) return it->second;
+    auto id = AccountId::parse(key, *catalog);
+    if (!id) return std::nullopt;
+    return std::move(*id);
+  }
+
+  // Brings the cache entry of `key` up to `record` (absent: removed), under
+  // sync_mutex. Appends what changed to `events`.
+  void apply(const std::string& key, const std::optional<Record>& record, std::vector<AccountEvent>& events,
+             const Sealed* sealed = nullptr) {
+    std::optional<AccountId> known;
+    {
+      std::shared_lock lock(cache_mutex);
+      if (auto it = ids_by_key.find(key); it != ids_by_key.end()) {
+        known = it->second;
+        const Entry& entry = cache.at(it->second);
+        if (record && entry.version == record->version && entry.nonce == detail::Vault::nonce_of(record->value)) {
+          return;
+        }
+      }
+    }
+    if (!record) {
+      if (!known) return;
+      std::unique_lock lock(cache_mutex);
+      unindex(*known);
+      cache.erase(*known);
+      ids_by_key.erase(key);
+      events.push_back({AccountEvent::Kind::removed, *known, 0});
+      return;
+    }
+    Entry entry;
+    entry.version = record->version;
+    entry.nonce = std::string(detail::Vault::nonce_of(record->value));
+    std::optional<AccountId> id;
+    if (sealed != nullptr && sealed->account->version == record->version && sealed->nonce == entry.nonce) {
+      entry.fingerprint = sealed->fingerprint;
+      entry.account = sealed->account;
+      id = sealed->account->id;
+    } else if (auto account = open_record(key, *record)) {
+      entry.fingerprint = fingerprint_of(account->id, account->credentials);
+      id = account->id;
+      entry.account = std::make_shared<const Account>(std::move(*account));
+    } else {
+      id = id_of_key(key);
+      if (!id) return;  // a key this catalog cannot name: not an account of ours
+    }
+    std::unique_lock lock(cache_mutex);
+    if (known) unindex(*known);
+    if (known && !(*known == *id)) cache.erase(*known);
+    if (!entry.fingerprint.empty()) ids_by_fingerprint.emplace(entry.fingerprint, *id);
+    cache.insert_or_assign(*id, std::move(entry));
+    ids_by_key.insert_or_assign(key, *id);
+    events.push_back({known ? AccountEvent::Kind::updated : AccountEvent::Kind::created, *id, record->version});
+  }
+
+  // Drops `id` from the fingerprint index; under cache_mutex (exclusive).
+  void unindex(const AccountId& id) {
+    auto it = cache.find(id);
+    if (it == cache.end() || it->second.fingerprint.empty()) return;
+    auto [from, to] = ids_by_fingerprint.equal_range(it->second.fingerprint);
+    for (auto i = from; i != to; ++i) {
+      if (i->second == id) {
+        ids_by_fingerprint.erase(i);
+        return;
+      }
+    }
+  }
+
+  // An account whose identifying credential has `fingerprint`: the first by
+  // id when several do.
+  std::optional<AccountId> find_by_fingerprint(const std::string& fingerprint) const {
+    std::shared_lock lock(cache_mutex);
+    auto [from, to] = ids_by_fingerprint.equal_range(fingerprint);
+    std::optional<AccountId> best;
+    for (auto i = from; i != to; ++i) {
+      if (!best || i->second < *best) best = i->second;
+    }
+    return best;
+  }
+
+  Result<void> sync_key(const std::string& key) {
+    std::vector<AccountEvent> events;
+    {
+      std::lock_guard lock(sync_mutex);
+      auto record = backend->get(accounts_collection, key);
+      if (!record) return record.error();
+      apply(key, *record, events);
+    }
+    deliver(events);
+    return {};
+  }
+
+  // Takes records this manager has just written into the cache, re-reading
+  // them from the backend so that a newer write from elsewhere wins.
+  Result<void> sync_sealed(const std::map<std::string, Sealed>& sealed) {
+    if (sealed.size() > 64) {
+      std::vector<AccountEvent> events;
+      {
+        std::lock_guard lock(sync_mutex);
+        auto records = backend->scan(accounts_collection);
+        if (!records) return records.error();
+        for (const Record& record : *records) {
+          auto it = sealed.find(record.key);
+          if (it != sealed.end()) apply(record.key, record, events, &it->second);
+        }
+        for (const auto& [key, s] : sealed) {
+          const bool present = std::binary_search(records->begin(), records->end(), key,
+                                                  [](const auto& a, const auto& b) { return key_of(a) < key_of(b); });
+          if (!present) apply(key, std::nullopt, events);
+        }
+      }
+      deliver(events);
+      return {};
+    }
+    for (const auto& [key, s] : sealed) {
+      std::vector<AccountEvent> events;
+      {
+        std::lock_guard lock(sync_mutex);
+        auto record = backend->get(accounts_collection, key);
+        if (!record) return record.error();
+        apply(key, *record, events, &s);
+      }
+      deliver(events);
+    }
+    return {};
+  }
+
+  static std::string_view key_of(const Record& r) { return r.key; }
+  static std::string_view key_of(const std::string& k) { return k; }
+
+  Result<void> sync_all() {
+    std::vector<AccountEvent> events;
+    {
+      std::lock_guard lock(sync_mutex);
+      auto records = backend->scan(accounts_collection);
+      if (!records) return records.error();
+      std::set<std::string> present;
+      for (const Record& record : *records) {
+        present.insert(record.key);
+        apply(record.key, record, events);
+      }
+      std::vector<std::string> gone;
+      {
+        std::shared_lock lock(cache_mutex);
+        for (const auto& [key, id] : ids_by_key) {
+          if (!present.contains(key)) gone.push_back(key);
+        }
+      }
+      for (const auto& key : gone) apply(key, std::nullopt, events);
+    }
+    deliver(events);
+    return {};
+  }
+
+  void deliver(const std::vector<AccountEvent>& events) { subscribers->deliver(events); }
+
+  // The stored records of `keys`: one get each for a few keys, one scan for
+  // many.
+  template <class Keys>
+  Result<std::map<std::string, Record, std::less<>>> read_current(const Keys& keys) const {
+    std::map<std::string, Record, std::less<>> out;
+    if (keys.size() > 64) {
+      auto records = backend->scan(accounts_collection);
+      if (!records) return records.error();
+      for (Record& record : *records) {
+        if (keys.contains(record.key)) {
+          std::string key = record.key;
+          out.emplace(std::move(key), std::move(record));
+        }
+      }
+      return out;
+    }
+    for (const auto& entry : keys) {
+      const std::string& key = entry.first;
+      auto record = backend->get(accounts_collection, key);
+      if (!record) return record.error();
+      if (*record) out.emplace(key, std::move(**record));
+    }
+    return out;
+  }
+
+  // When the stored record of `key` was created; nullopt when it does not
+  // authenticate. Served from the cache when it holds this very record.
+  std::optional<Timestamp> created_of(const std::string& key, const Record& record) const {
+    {
+      std::shared_lock lock(cache_mutex);
+      if (auto it = ids_by_key.find(key); it != ids_by_key.end()) {
+        const Entry& entry = cache.at(it->second);
+        if (entry.account && entry.version == record.version && entry.nonce == detail::Vault::nonce_of(record.value)) {
+          return entry.account->created;
+        }
+      }
+    }
+    auto existing = open_record(key, record);
+    if (!existing) return std::nullopt;
+    return existing->created;
+  }
+
+  const ExchangeInfo* exchange_of(const AccountId& id) const { return catalog->find(id.exchange()); }
+
+  Error exhausted(std::string_view what, const AccountId& id) const {
+    return Error(errc::conflict, std::string(what) + " of account " + name_of(id) + " lost to concurrent writers " +
+                                     std::to_string(max_retries) + " times in a row");
+  }
+};
+
+}  // namespace keyfolio
