@@ -213,7 +213,11 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
   const Access::Store store{m};
   const ExchangeInfo* info = m.catalog->find(request.connection_id);
   if (info == nullptr) {
-    std::string message = "unknown exchange " + detail::quote(request.connection_id, 40);
+    // A long "connection id" may be a value pasted into the wrong field.
+    const std::string& asked = request.connection_id;
+    std::string message = "unknown exchange " + (asked.size() <= 24 ? detail::quote(asked)
+                                                                     : detail::quote(asked.substr(0, 3)) + "... (" +
+                                                                           std::to_string(asked.size()) + " bytes)");
     if (auto near = m.catalog->suggest(request.connection_id, 1); !near.empty()) {
       message += "; did you mean " + detail::quote(near.front()) + "?";
     }

@@ -16,3 +16,4 @@
 #include <keyfolio/storage.hpp>
 #include <keyfolio/version.hpp>
 #include <keyfolio/wire/coinapi_ems.hpp>
+#include <keyfolio/wire/coinstats.hpp>

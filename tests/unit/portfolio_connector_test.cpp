@@ -1,0 +1,391 @@
+#include <keyfolio/account_manager.hpp>
+#include <keyfolio/backends/memory.hpp>
+#include <keyfolio/portfolio_connector.hpp>
+#include <keyfolio/testing/static_sources.hpp>
+
+#include "catch.hpp"
+
+#include <cmath>
+#include <set>
+#include <thread>
+
+using keyfolio::AccountManager;
+using keyfolio::ConnectRequest;
+using keyfolio::ConnectResult;
+using keyfolio::Credentials;
+using keyfolio::KeySource;
+using keyfolio::PortfolioConnector;
+using keyfolio::SecretString;
+using keyfolio::errc;
+using keyfolio::test::reveals;
+
+namespace {
+
+KeySource raw(char fill) { return KeySource::raw_key(SecretString(std::string(32, fill))); }
+
+bool mentions(const std::string& text, std::string_view part) { return text.find(part) != std::string::npos; }
+
+Credentials fields(std::initializer_list<std::pair<const char*, std::string>> list) {
+  Credentials c;
+  for (const auto& [k, v] : list) c.add(k, SecretString(v)).value();
+  return c;
+}
+
+ConnectRequest binance(std::string key, std::string secret, std::string name = {}) {
+  return {"binance", fields({{"apiKey", key}, {"apiSecret", secret}}), std::move(name)};
+}
+
+struct Fixture {
+  std::shared_ptr<keyfolio::StorageBackend> backend = keyfolio::make_memory_backend();
+  AccountManager accounts = AccountManager::open(backend, raw('k')).value();
+
+  // Everything stored, for proving a rejected call changed nothing.
+  std::vector<keyfolio::Record> stored() const {
+    std::vector<keyfolio::Record> all;
+    for (const char* c : {"accounts", "portfolios", "portfolio_index", "snapshots", "keyfolio"}) {
+      auto part = backend->scan(c).value();
+      all.insert(all.end(), part.begin(), part.end());
+    }
+    return all;
+  }
+};
+
+bool same(const std::vector<keyfolio::Record>& a, const std::vector<keyfolio::Record>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].key != b[i].key || a[i].version != b[i].version || a[i].value != b[i].value) return false;
+  }
+  return true;
+}
+
+class RecordingVerifier : public keyfolio::CredentialVerifier {
+ public:
+  bool accept = true;
+  int calls = 0;
+  keyfolio::Result<void> verify(const keyfolio::ExchangeInfo&, const Credentials&) override {
+    ++calls;
+    if (accept) return {};
+    return keyfolio::Error(errc::unavailable, "the exchange answered 401 invalid signature");
+  }
+};
+
+}  // namespace
+
+TEST_CASE("connect stores a new exchange account as a portfolio with a random 128-bit hex id") {
+  Fixture f;
+  PortfolioConnector connector(f.accounts);
+  auto result = connector.connect(binance("key-1", "secret-1", "My Binance Portfolio")).value();
+  CHECK(result.status == ConnectResult::Status::connected);
+  CHECK(result.connection_id == "binance");
+  CHECK_FALSE(result.credentials_updated);
+  REQUIRE(result.portfolio_id.size() == 32);
+  CHECK(result.portfolio_id.find_first_not_of("0123456789abcdef") == std::string::npos);
+  CHECK(result.account.exchange() == "binance");
+  CHECK(result.account.tag() == result.portfolio_id);
+
+  auto portfolio = connector.get(result.portfolio_id).value();
+  CHECK(portfolio.name == "My Binance Portfolio");
+  CHECK(portfolio.owns_account);
+  CHECK(portfolio.account == result.account);
+  auto account = f.accounts.get(result.account).value();
+  CHECK(reveals(*account->credentials.find("secret"), "secret-1"));  // apiSecret canonicalised
+  CHECK(connector.list().value().size() == 1);
+
+  std::set<std::string> ids{result.portfolio_id};
+  for (int i = 0; i < 20; ++i) ids.insert(connector.connect(binance("key-n" + std::to_string(i), "s")).value().portfolio_id);
+  CHECK(ids.size() == 21);
+}
+
+TEST_CASE("connecting the same exchange account twice is idempotent and says existing") {
+  Fixture f;
+  PortfolioConnector connector(f.accounts);
+  auto first = connector.connect(binance("key-1", "secret-1")).value();
+  const auto before = f.stored();
+  auto second = connector.connect(binance("key-1", "secret-1", "another name")).value();
+  CHECK(second.status == ConnectResult::Status::existing);
+  CHECK(second.portfolio_id == first.portfolio_id);
+  CHECK_FALSE(second.credentials_updated);
+  CHECK(same(f.stored(), before));
+  CHECK(connector.get(first.portfolio_id).value().name == "Binance");  // default: the exchange's name
+}
+
+TEST_CASE("the same API key with a new secret updates the stored secret and says so") {
+  Fixture f;
+  PortfolioConnector connector(f.accounts);
+  auto first = connector.connect(binance("key-1", "secret-1")).value();
+  auto rotated = connector.connect(binance("key-1", "secret-2")).value();
+  CHECK(rotated.status == ConnectResult::Status::existing);
+  CHECK(rotated.portfolio_id == first.portfolio_id);
+  CHECK(rotated.credentials_updated);
+  auto account = f.accounts.get(first.account).value();
+  CHECK(reveals(*account->credentials.find("secret"), "secret-2"));
+  CHECK(account->version == 2);
+  CHECK(connector.list().value().size() == 1);
+  // A different API key on the same exchange is another account.
+  CHECK(connector.connect(binance("key-2", "secret-1")).value().status == ConnectResult::Status::connected);
+}
+
+TEST_CASE("connect links an account stored before through the AccountManager instead of duplicating it") {
+  Fixture f;
+  f.accounts.upsert("BINANCE/main", fields({{"apiKey", "shared-key"}, {"secret", "shared-secret"}})).value();
+  PortfolioConnector connector(f.accounts);
+  auto result = connector.connect(binance("shared-key", "shared-secret")).value();
+  CHECK(result.status == ConnectResult::Status::connected);
+  CHECK(result.account.spelling() == "BINANCE/main");
+  CHECK_FALSE(connector.get(result.portfolio_id).value().owns_account);
+  CHECK(f.accounts.size() == 1);
+
+  SECTION("disconnecting keeps an account other code stored") {
+    connector.disconnect(result.portfolio_id).value();
+    CHECK(f.accounts.size() == 1);
+    CHECK(connector.list().value().empty());
+    CHECK(connector.get(result.portfolio_id).error().code() == errc::not_found);
+  }
+  SECTION("unless asked to remove it") {
+    connector.disconnect(result.portfolio_id, PortfolioConnector::AccountPolicy::remove).value();
+    CHECK(f.accounts.size() == 0);
+  }
+}
+
+TEST_CASE("disconnect removes an account connect created, unless asked to keep it") {
+  Fixture f;
+  PortfolioConnector connector(f.accounts);
+  auto a = connector.connect(binance("key-a", "s")).value();
+  auto b = connector.connect(binance("key-b", "s")).value();
+  connector.disconnect(a.portfolio_id).value();
+  CHECK(f.accounts.get(a.account).error().code() == errc::not_found);
+  connector.disconnect(b.portfolio_id, PortfolioConnector::AccountPolicy::keep).value();
+  CHECK(f.accounts.get(b.account).has_value());
+  // Connecting again after a disconnect makes a new portfolio.
+  auto again = connector.connect(binance("key-a", "s")).value();
+  CHECK(again.status == ConnectResult::Status::connected);
+  CHECK(again.portfolio_id != a.portfolio_id);
+  CHECK(connector.disconnect(a.portfolio_id).error().code() == errc::not_found);
+}
+
+TEST_CASE("connect validates through the catalog, canonicalising aliases, and stores nothing on error") {
+  Fixture f;
+  RecordingVerifier verifier;
+  PortfolioConnector connector(f.accounts, {.verifier = &verifier});
+  connector.connect(binance("kept", "kept")).value();
+  const int calls = verifier.calls;
+  const auto before = f.stored();
+
+  auto unknown = connector.connect({"binanse", fields({{"apiKey", "k"}, {"secret", "s"}}), ""});
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error().code() == errc::invalid_exchange_id);
+  CHECK(mentions(unknown.error().message(), "did you mean \"binance\""));
+
+  auto pasted = connector.connect({"CANARY-secret-0123456789abcdef", fields({{"apiKey", "k"}}), ""});
+  REQUIRE_FALSE(pasted);
+  CHECK_FALSE(mentions(pasted.error().message(), "CANARY"));
+
+  auto missing = connector.connect({"okx", fields({{"apiKey", "k"}, {"apiSecret", "s"}}), ""});
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code() == errc::validation_failed);
+  CHECK(mentions(missing.error().message(), "\"password\""));
+
+  auto extra = connector.connect({"binance", fields({{"apiKey", "k"}, {"secret", "s"}, {"walletAddress", "0x1"}}), ""});
+  REQUIRE_FALSE(extra);
+  CHECK(extra.error().code() == errc::validation_failed);
+  CHECK(mentions(extra.error().message(), "walletAddress"));
+
+  auto bad_name = connector.connect(binance("k", "s", std::string("tab\there")));
+  REQUIRE_FALSE(bad_name);
+  CHECK(bad_name.error().code() == errc::validation_failed);
+  auto long_name = connector.connect(binance("k", "s", std::string(PortfolioConnector::max_name_length + 1, 'n')));
+  CHECK(long_name.error().code() == errc::validation_failed);
+
+  CHECK(verifier.calls == calls);  // invalid input never reaches the verifier
+  CHECK(same(f.stored(), before));
+
+  auto okx = connector.connect({"OKEX", fields({{"apiKey", "k"}, {"apiSecret", "s"}, {"passphrase", "p"}}), ""});
+  REQUIRE(okx);
+  CHECK(okx->connection_id == "okx");
+  CHECK(f.accounts.get(okx->account).value()->credentials.field_names() ==
+        std::vector<std::string>{"apiKey", "password", "secret"});
+}
+
+TEST_CASE("a verifier that refuses the credentials stops connect before anything is stored") {
+  Fixture f;
+  RecordingVerifier verifier;
+  PortfolioConnector connector(f.accounts, {.verifier = &verifier});
+  auto first = connector.connect(binance("key-1", "secret-1")).value();
+  CHECK(verifier.calls == 1);
+  // Idempotent repeats store nothing and so need no verification.
+  connector.connect(binance("key-1", "secret-1")).value();
+  CHECK(verifier.calls == 1);
+
+  verifier.accept = false;
+  const auto before = f.stored();
+  auto refused = connector.connect(binance("key-2", "CANARY-refused-secret"));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code() == errc::verification_failed);
+  CHECK(mentions(refused.error().message(), "401 invalid signature"));
+  CHECK_FALSE(mentions(refused.error().message(), "CANARY"));
+  auto rotation = connector.connect(binance("key-1", "secret-2"));
+  CHECK(rotation.error().code() == errc::verification_failed);
+  CHECK(same(f.stored(), before));
+  CHECK(reveals(*f.accounts.get(first.account).value()->credentials.find("secret"), "secret-1"));
+}
+
+namespace {
+
+// Fails every write that touches the portfolios collection.
+class FailingBackend : public keyfolio::StorageBackendWrapper {
+ public:
+  using StorageBackendWrapper::StorageBackendWrapper;
+  keyfolio::Result<void> write(const keyfolio::WriteBatch& batch) override {
+    for (const auto& op : batch.operations()) {
+      if (op.collection == "portfolios") return keyfolio::Error(errc::storage_error, "injected failure");
+    }
+    return StorageBackendWrapper::write(batch);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the account and the portfolio are written in one batch: a failed write leaves neither") {
+  auto inner = keyfolio::make_memory_backend();
+  auto failing = std::make_shared<FailingBackend>(inner);
+  auto accounts = AccountManager::open(failing, raw('k')).value();
+  PortfolioConnector connector(accounts);
+  auto r = connector.connect(binance("k", "s"));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == errc::storage_error);
+  CHECK(inner->scan("accounts").value().empty());
+  CHECK(inner->scan("portfolios").value().empty());
+  CHECK(inner->scan("portfolio_index").value().empty());
+  CHECK(accounts.size() == 0);
+}
+
+TEST_CASE("concurrent connects of one exchange account from many threads make one portfolio") {
+  Fixture f;
+  auto second_manager = AccountManager::open(f.backend, raw('k')).value();
+  PortfolioConnector a(f.accounts);
+  PortfolioConnector b(second_manager);
+  std::vector<std::thread> threads;
+  std::mutex mutex;
+  std::set<std::string> ids;
+  int connected = 0;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      auto r = (t % 2 ? a : b).connect(binance("same-key", "same-secret"));
+      REQUIRE(r);
+      std::lock_guard lock(mutex);
+      ids.insert(r->portfolio_id);
+      connected += r->status == ConnectResult::Status::connected;
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(ids.size() == 1);
+  CHECK(connected == 1);
+  CHECK(a.list().value().size() == 1);
+  CHECK(f.accounts.size() == 1);
+}
+
+TEST_CASE("rename changes the name; bad names and unknown ids are refused") {
+  Fixture f;
+  PortfolioConnector connector(f.accounts);
+  auto r = connector.connect(binance("k", "s")).value();
+  auto renamed = connector.rename(r.portfolio_id, "Trading desk ✓").value();
+  CHECK(renamed.name == "Trading desk ✓");
+  CHECK(connector.get(r.portfolio_id).value().name == "Trading desk ✓");
+  const auto before = f.stored();
+  CHECK(connector.rename(r.portfolio_id, "").error().code() == errc::validation_failed);
+  CHECK(connector.rename(r.portfolio_id, "\xff").error().code() == errc::validation_failed);
+  auto unknown = connector.rename("CANARY-not-an-id", "x");
+  CHECK(unknown.error().code() == errc::not_found);
+  CHECK_FALSE(mentions(unknown.error().message(), "CANARY"));
+  CHECK(connector.rename(std::string(32, 'a'), "x").error().code() == errc::not_found);
+  CHECK(same(f.stored(), before));
+}
+
+TEST_CASE("sync keeps snapshots of holdings; coins and value price the latest, reporting unpriced assets") {
+  Fixture f;
+  PortfolioConnector connector(f.accounts, {.max_snapshots = 3});
+  auto r = connector.connect(binance("k", "s")).value();
+  keyfolio::testing::StaticBalanceSource balances;
+  keyfolio::testing::StaticPriceSource prices("USD");
+  prices.set("BTC", 60000).set("ETH", 3000);
+
+  CHECK(connector.coins(r.portfolio_id, prices).error().code() == errc::not_found);  // before any sync
+  CHECK(connector.sync(r.portfolio_id, balances).error().code() == errc::not_found);  // nothing set up
+
+  balances.set("binance", {{"BTC", 0.5}, {"ETH", 2}, {"OBSCURE", 1000}});
+  auto snapshot = connector.sync(r.portfolio_id, balances).value();
+  CHECK(snapshot.holdings.size() == 3);
+
+  auto coins = connector.coins(r.portfolio_id, prices).value();
+  REQUIRE(coins.size() == 3);
+  CHECK(coins[0].asset == "BTC");
+  CHECK(coins[0].value == 30000.0);
+  CHECK(coins[2].asset == "OBSCURE");
+  CHECK_FALSE(coins[2].price.has_value());
+  CHECK_FALSE(coins[2].value.has_value());
+  auto value = connector.value(r.portfolio_id, prices).value();
+  CHECK(value.quote_currency == "USD");
+  CHECK(value.total == 36000.0);
+  CHECK(value.unpriced == std::vector<std::string>{"OBSCURE"});
+  CHECK(value.as_of == snapshot.taken);
+
+  // A bounded history, oldest first.
+  for (int i = 1; i <= 4; ++i) {
+    balances.set("binance", {{"BTC", 0.5 + i}});
+    connector.sync(r.portfolio_id, balances).value();
+  }
+  auto history = connector.snapshots(r.portfolio_id).value();
+  REQUIRE(history.size() == 3);
+  CHECK(history[0].holdings[0].amount == 2.5);
+  CHECK(history[2].holdings[0].amount == 4.5);
+  CHECK(history[0].taken < history[1].taken);
+  auto recent = connector.snapshots(r.portfolio_id, {history[1].taken, history[2].taken}).value();
+  CHECK(recent.size() == 2);
+  CHECK(connector.value(r.portfolio_id, prices).value().total == 4.5 * 60000);
+
+  connector.disconnect(r.portfolio_id).value();
+  CHECK(f.backend->scan("snapshots").value().empty());
+}
+
+TEST_CASE("sync refuses bad balances from the source and stores nothing") {
+  Fixture f;
+  PortfolioConnector connector(f.accounts);
+  auto r = connector.connect(binance("k", "s")).value();
+  keyfolio::testing::StaticBalanceSource balances;
+  const auto before = f.stored();
+  for (const auto& bad : std::vector<std::vector<keyfolio::Holding>>{
+           {{"", 1}}, {{"BTC", 1}, {"BTC", 2}}, {{"BTC", std::nan("")}}, {{"BTC", INFINITY}}}) {
+    balances.set("binance", bad);
+    auto synced = connector.sync(r.portfolio_id, balances);
+    REQUIRE_FALSE(synced);
+    CHECK(synced.error().code() == errc::invalid_argument);
+  }
+  CHECK(same(f.stored(), before));
+  CHECK(connector.sync("0123", balances).error().code() == errc::not_found);
+}
+
+TEST_CASE("supported exchanges list every catalog exchange with its required connection fields") {
+  Fixture f;
+  PortfolioConnector connector(f.accounts);
+  const auto supported = connector.supported_exchanges();
+  CHECK(supported.size() == f.accounts.catalog().exchanges().size());
+  const auto okx = std::find_if(supported.begin(), supported.end(), [](const auto& e) { return e.connection_id == "okx"; });
+  REQUIRE(okx != supported.end());
+  CHECK(okx->name == "OKX");
+  std::vector<std::string> keys;
+  for (const auto& field : okx->fields) keys.push_back(field.key);
+  CHECK(keys == std::vector<std::string>{"apiKey", "secret", "password"});
+}
+
+TEST_CASE("portfolio records and snapshots reach the backend only encrypted") {
+  Fixture f;
+  PortfolioConnector connector(f.accounts);
+  auto r = connector.connect(binance("CANARY-key", "CANARY-secret", "CANARY-name")).value();
+  keyfolio::testing::StaticBalanceSource balances;
+  balances.set("binance", {{"CANARYCOIN", 1}});
+  connector.sync(r.portfolio_id, balances).value();
+  for (const auto& record : f.stored()) {
+    CHECK_FALSE(mentions(record.value, "CANARY"));
+    CHECK_FALSE(mentions(record.key, "CANARY"));
+  }
+}
