@@ -4,6 +4,9 @@
 #include <keyfolio/testing/static_sources.hpp>
 
 #include "catch.hpp"
+#include "temp_dir.hpp"
+
+#include <keyfolio/backends/sqlite.hpp>
 
 #include <cmath>
 #include <set>
@@ -35,8 +38,18 @@ ConnectRequest binance(std::string key, std::string secret, std::string name = {
   return {"binance", fields({{"apiKey", key}, {"apiSecret", secret}}), std::move(name)};
 }
 
+// Each test using it runs twice: on the memory backend and on SQLite.
+std::shared_ptr<keyfolio::StorageBackend> backend_for_test(keyfolio::test::TempDir& dir) {
+  const bool sqlite = GENERATE(false, true);
+  if (!sqlite) return keyfolio::make_memory_backend();
+  keyfolio::SqliteOptions options;
+  options.poll_interval = std::chrono::milliseconds(10);
+  return keyfolio::make_sqlite_backend(dir / "store.db", options).value();
+}
+
 struct Fixture {
-  std::shared_ptr<keyfolio::StorageBackend> backend = keyfolio::make_memory_backend();
+  keyfolio::test::TempDir dir;
+  std::shared_ptr<keyfolio::StorageBackend> backend = backend_for_test(dir);
   AccountManager accounts = AccountManager::open(backend, raw('k')).value();
 
   // Everything stored, for proving a rejected call changed nothing.
@@ -145,6 +158,25 @@ TEST_CASE("connect links an account stored before through the AccountManager ins
     connector.disconnect(result.portfolio_id, PortfolioConnector::AccountPolicy::remove).value();
     CHECK(f.accounts.size() == 0);
   }
+}
+
+TEST_CASE("the same API key stored under two tags links the first by id, and connecting again says existing") {
+  Fixture f;
+  f.accounts.upsert("BINANCE/b", fields({{"apiKey", "shared-key"}, {"secret", "s"}})).value();
+  f.accounts.upsert("BINANCE/a", fields({{"apiKey", "shared-key"}, {"secret", "s"}})).value();
+  f.accounts.upsert("KRAKEN/a", fields({{"apiKey", "shared-key"}, {"secret", "s"}})).value();
+  PortfolioConnector connector(f.accounts);
+  auto first = connector.connect(binance("shared-key", "s")).value();
+  CHECK(first.status == ConnectResult::Status::connected);
+  CHECK(first.account.spelling() == "BINANCE/a");
+  auto again = connector.connect(binance("shared-key", "s")).value();
+  CHECK(again.status == ConnectResult::Status::existing);
+  CHECK(again.portfolio_id == first.portfolio_id);
+  // The same key on another exchange is another exchange account.
+  auto kraken = connector.connect({"kraken", fields({{"apiKey", "shared-key"}, {"secret", "s"}}), ""}).value();
+  CHECK(kraken.status == ConnectResult::Status::connected);
+  CHECK(kraken.account.spelling() == "KRAKEN/a");
+  CHECK(f.accounts.size() == 3);
 }
 
 TEST_CASE("disconnect removes an account connect created, unless asked to keep it") {
@@ -281,6 +313,7 @@ TEST_CASE("concurrent connects of one exchange account from many threads make on
   CHECK(ids.size() == 1);
   CHECK(connected == 1);
   CHECK(a.list().value().size() == 1);
+  f.accounts.refresh().value();  // the other manager's write may still be on its way through the feed
   CHECK(f.accounts.size() == 1);
 }
 
