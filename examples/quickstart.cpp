@@ -4,10 +4,14 @@
 // updates two accounts on one exchange told apart by tags — one through the
 // typed API, one through a CoinAPI EMS request body — reads credentials the
 // way a trading host does before signing a request, and prints a redacted
-// listing. Run it again: the accounts are updated and their versions grow.
+// listing; then connects the main account as a tracked portfolio, syncs its
+// holdings from a static balance source and prints their value. Run it
+// again: the accounts are updated, their versions grow, and the portfolio is
+// found as existing.
 //
 //   quickstart [STORE_FILE]      default: keyfolio-demo/keyfolio.db
 #include <keyfolio/keyfolio.hpp>
+#include <keyfolio/testing/static_sources.hpp>
 
 #include <filesystem>
 #include <iostream>
@@ -80,6 +84,40 @@ int main(int argc, char** argv) {
     std::cout << "  fingerprint " << summary.fingerprint.substr(0, 16) << "...\n";
   }
   std::cout << "\nGET /v1/accounts -> " << keyfolio::wire::coinapi_ems::accounts_body(accounts) << '\n';
+
+  // 6. A tracked portfolio (CoinStats-style): the same API key as BINANCE/main,
+  // so the portfolio links that account instead of storing it twice.
+  keyfolio::PortfolioConnector portfolios(accounts);
+  keyfolio::Credentials connection;
+  connection.add("apiKey", keyfolio::SecretString("demo-main-api-key")).value();
+  connection.add("apiSecret", keyfolio::SecretString("demo-main-api-secret")).value();
+  auto connected = portfolios.connect({"binance", std::move(connection), "Main trading"});
+  if (!connected) return fail(connected.error());
+  std::cout << "\nportfolio " << connected->portfolio_id << " on " << connected->account << ": "
+            << (connected->status == keyfolio::ConnectResult::Status::connected ? "connected" : "existing") << '\n';
+
+  // A real host fetches balances and prices from exchanges; the demo uses
+  // static tables.
+  keyfolio::testing::StaticBalanceSource balances;
+  balances.set("binance/main", {{"BTC", 0.42}, {"ETH", 3.5}, {"USDT", 1250}, {"DEMOCOIN", 100}});
+  keyfolio::testing::StaticPriceSource prices("USD");
+  prices.set("BTC", 64000).set("ETH", 3100).set("USDT", 1);
+  if (auto synced = portfolios.sync(connected->portfolio_id, balances); !synced) return fail(synced.error());
+  auto coins = portfolios.coins(connected->portfolio_id, prices);
+  if (!coins) return fail(coins.error());
+  for (const auto& coin : *coins) {
+    std::cout << "  " << coin.asset << ' ' << coin.amount;
+    if (coin.value) {
+      std::cout << " x " << *coin.price << " = " << *coin.value << ' ' << prices.quote_currency() << '\n';
+    } else {
+      std::cout << " (no price)\n";
+    }
+  }
+  auto value = portfolios.value(connected->portfolio_id, prices);
+  if (!value) return fail(value.error());
+  std::cout << "  value " << value->total << ' ' << value->quote_currency << " (" << value->unpriced.size()
+            << " asset without a price), " << portfolios.snapshots(connected->portfolio_id).value().size()
+            << " snapshots kept\n";
 
   const auto memory = keyfolio::secure_memory_stats();
   std::cout << "\nsecure memory: " << memory.live_secrets << " secrets in " << memory.reserved_bytes << " bytes, "
