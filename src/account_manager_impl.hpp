@@ -183,7 +183,10 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
 
   // The id a storage key names, for records that cannot be opened.
   std::optional<AccountId> id_of_key(const std::string& key) const {
-    if (auto it = ids_by_key.find(key); it != ids_by_key.end()) return it->second;
+    {
+      std::shared_lock lock(cache_mutex);
+      if (auto it = ids_by_key.find(key); it != ids_by_key.end()) return it->second;
+    }
     auto id = AccountId::parse(key, *catalog);
     if (!id) return std::nullopt;
     return std::move(*id);

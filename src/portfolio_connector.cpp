@@ -213,11 +213,15 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
   const Access::Store store{m};
   const ExchangeInfo* info = m.catalog->find(request.connection_id);
   if (info == nullptr) {
-    // A long "connection id" may be a value pasted into the wrong field.
+    // Echoed only when it looks like an exchange id: anything else may be a
+    // value pasted into the wrong field.
     const std::string& asked = request.connection_id;
-    std::string message = "unknown exchange " + (asked.size() <= 24 ? detail::quote(asked)
-                                                                     : detail::quote(asked.substr(0, 3)) + "... (" +
-                                                                           std::to_string(asked.size()) + " bytes)");
+    const bool id_like = !asked.empty() && asked.size() <= 20 &&
+                         std::all_of(asked.begin(), asked.end(), [](char c) {
+                           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+                         });
+    std::string message = "unknown exchange " + (id_like ? detail::quote(asked)
+                                                          : "(" + std::to_string(asked.size()) + " bytes, not an exchange id)");
     if (auto near = m.catalog->suggest(request.connection_id, 1); !near.empty()) {
       message += "; did you mean " + detail::quote(near.front()) + "?";
     }
@@ -238,9 +242,11 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
     if (verified || options_.verifier == nullptr) return {};
     auto ok = options_.verifier->verify(*info, request.connection_fields);
     if (!ok) {
+      // Capped: a verifier's message may carry an exchange's reply.
+      std::string why = ok.error().message();
+      if (why.size() > 200) why = why.substr(0, 200) + "...";
       return Error(errc::verification_failed, "the credentials for " + info->name +
-                                                  " were refused by the verifier: " + ok.error().message() +
-                                                  "; nothing was stored");
+                                                  " were refused by the verifier: " + why + "; nothing was stored");
     }
     verified = true;
     return {};
@@ -256,6 +262,10 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
       auto found = store.find((*index)->first);
       if (!found) return found.error();
       if (!*found || (*found)->fingerprint != fingerprint) {
+        // A disconnect may have committed between the two reads: look again.
+        auto again = store.indexed(fingerprint);
+        if (!again) return again.error();
+        if (!*again || (*again)->second != (*index)->second) continue;
         return Error(errc::corrupt_data, "the portfolio index names a portfolio that is missing or differs");
       }
       portfolio = std::move(**found);
@@ -265,12 +275,14 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
     // identifying credential, or a new one.
     std::optional<AccountId> account_id;
     bool owns = false;
+    bool linked_account = false;
     std::string new_id;
     if (portfolio) {
       account_id = portfolio->portfolio.account;
       owns = portfolio->portfolio.owns_account;
     } else if (auto linked = m.find_by_fingerprint(fingerprint)) {
       account_id = *linked;
+      linked_account = true;
     } else {
       new_id = new_portfolio_id();
       account_id = AccountId::from_parts(info->id, new_id, *m.catalog).value();
@@ -290,6 +302,21 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
         return Error(errc::corrupt_data, "the stored record of account " + detail::quote(account_id->spelling()) +
                                              " does not authenticate; nothing was stored");
       }
+      if (m.fingerprint_of(existing->id, existing->credentials) != fingerprint) {
+        if (linked_account) {
+          // The manager's view was behind: that account holds another key now.
+          (void)m.sync_key(account_key);
+          continue;
+        }
+        return Error(errc::conflict, "the account " + detail::quote(account_id->spelling()) + " of portfolio " +
+                                         detail::quote(portfolio->portfolio.id) +
+                                         " now holds another API key; disconnect the portfolio, or connect with "
+                                         "the account's current key; nothing was stored");
+      }
+    } else if (linked_account) {
+      // Removed since the manager last heard: do not bring it back.
+      (void)m.sync_key(account_key);
+      continue;
     }
     if (!existing || !(existing->credentials == request.connection_fields)) {
       if (auto ok = verify(); !ok) return ok.error();
@@ -300,7 +327,7 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
       std::string value = m.seal(account->id, account_key, version + 1, created, stamp, account->credentials);
       sealed.emplace(account_key, Sealed{std::string(detail::Vault::nonce_of(value)), account, fingerprint});
       batch.put(accounts_collection, account_key, std::move(value), version);
-      credentials_updated = existing.has_value();
+      credentials_updated = existing.has_value() || portfolio.has_value();
     }
 
     ConnectResult result{portfolio ? portfolio->portfolio.id : new_id.empty() ? new_portfolio_id() : new_id,
@@ -314,7 +341,7 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
                 store.seal(portfolios_collection, result.portfolio_id, 1, encode(fresh)), must_not_exist);
       batch.put(index_collection, fingerprint, store.seal(index_collection, fingerprint, 1, result.portfolio_id),
                 must_not_exist);
-    } else if (credentials_updated) {
+    } else if (!batch.empty()) {
       // Touch the portfolio: its account changed, and the compare-and-set on
       // it keeps a concurrent disconnect from being undone.
       StoredPortfolio touched = *portfolio;
@@ -390,9 +417,14 @@ Result<void> PortfolioConnector::disconnect(std::string_view portfolio_id, Accou
     if (!p) return p.error();
     WriteBatch batch;
     batch.erase(portfolios_collection, p->portfolio.id, p->portfolio.version);
+    // An index entry that does not authenticate is left alone rather than
+    // making the portfolio impossible to remove.
     auto index = store.indexed(p->fingerprint);
-    if (!index) return index.error();
-    if (*index && (*index)->first == p->portfolio.id) batch.erase(index_collection, p->fingerprint, (*index)->second);
+    if (index && *index && (*index)->first == p->portfolio.id) {
+      batch.erase(index_collection, p->fingerprint, (*index)->second);
+    } else if (!index && index.error().code() != errc::corrupt_data) {
+      return index.error();
+    }
     auto snapshots = store.snapshot_records(p->portfolio.id);
     if (!snapshots) return snapshots.error();
     for (const Record& r : *snapshots) batch.erase(snapshots_collection, r.key, r.version);
@@ -443,6 +475,9 @@ Result<Snapshot> PortfolioConnector::sync(std::string_view portfolio_id, Balance
     }
     return account.error();
   }
+  // Stamped when asked, so that of two concurrent syncs the later
+  // observation is the latest snapshot.
+  const Timestamp observed = now();
   auto balances = source.balances(**account);
   if (!balances) return balances.error();
   std::set<std::string> seen;
@@ -463,12 +498,13 @@ Result<Snapshot> PortfolioConnector::sync(std::string_view portfolio_id, Balance
   for (int attempt = 0; attempt < options_.max_retries; ++attempt) {
     auto existing = store.snapshot_records(p->portfolio.id);
     if (!existing) return existing.error();
-    Snapshot snapshot{now(), *balances};
-    // Snapshot keys sort by time; a second sync within the same millisecond
-    // moves to the next one.
+    Snapshot snapshot{observed, *balances};
     if (!existing->empty()) {
       auto last = store.decode_snapshot(existing->back());
-      if (last && snapshot.taken <= last->taken) snapshot.taken = last->taken + std::chrono::milliseconds(1);
+      if (!last) return last.error();
+      // A sync that asked at the same moment or later already stored its
+      // answer: keep that one.
+      if (last->taken >= observed) return std::move(*last);
     }
     const std::string key = snapshot_key(p->portfolio.id, snapshot.taken);
     WriteBatch batch;
@@ -507,6 +543,13 @@ Result<std::vector<Snapshot>> PortfolioConnector::snapshots(std::string_view por
 }
 
 Result<std::vector<CoinValue>> PortfolioConnector::coins(std::string_view portfolio_id, PriceSource& prices) const {
+  auto priced = price_latest(portfolio_id, prices);
+  if (!priced) return priced.error();
+  return std::move(priced->second);
+}
+
+Result<std::pair<Snapshot, std::vector<CoinValue>>> PortfolioConnector::price_latest(std::string_view portfolio_id,
+                                                                                    PriceSource& prices) const {
   const Access::Store store{Access::of(*accounts_)};
   auto p = store.require(portfolio_id);
   if (!p) return p.error();
@@ -522,23 +565,22 @@ Result<std::vector<CoinValue>> PortfolioConnector::coins(std::string_view portfo
   for (const Holding& h : latest->holdings) {
     auto price = prices.price(h.asset);
     if (!price) return price.error();
+    if (*price && (!std::isfinite(**price) || **price < 0)) {
+      return Error(errc::invalid_argument, "the price source returned a price for " + detail::quote(h.asset) +
+                                               " that is negative or not finite");
+    }
     CoinValue c{h.asset, h.amount, *price, std::nullopt};
     if (c.price) c.value = h.amount * *c.price;
     out.push_back(std::move(c));
   }
-  return out;
+  return std::make_pair(std::move(*latest), std::move(out));
 }
 
 Result<PortfolioValue> PortfolioConnector::value(std::string_view portfolio_id, PriceSource& prices) const {
-  auto priced = coins(portfolio_id, prices);
+  auto priced = price_latest(portfolio_id, prices);
   if (!priced) return priced.error();
-  const Access::Store store{Access::of(*accounts_)};
-  auto records = store.snapshot_records(portfolio_id);
-  PortfolioValue out{prices.quote_currency(), 0, {}, {}};
-  if (records && !records->empty()) {
-    if (auto latest = store.decode_snapshot(records->back())) out.as_of = latest->taken;
-  }
-  for (const CoinValue& c : *priced) {
+  PortfolioValue out{prices.quote_currency(), 0, {}, priced->first.taken};
+  for (const CoinValue& c : priced->second) {
     if (c.value) {
       out.total += *c.value;
     } else {

@@ -8,6 +8,10 @@
 // anything, and writes the account and the portfolio in one atomic batch, so
 // that no crash or conflict leaves one without the other.
 //
+// Linking uses the manager's view of its accounts, which other processes'
+// writes reach through the backend's change feed (or refresh()); an account
+// stored elsewhere moments before may be missed and stored again.
+//
 // Identity: a portfolio is `existing` when the same exchange account is
 // already connected — the same exchange and the same identifying credential
 // (the API key; for wallet-style exchanges the wallet address, or the private
@@ -41,6 +45,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace keyfolio {
@@ -121,11 +126,14 @@ class KEYFOLIO_EXPORT PortfolioConnector {
   std::vector<SupportedExchange> supported_exchanges() const;
 
   // Fetches balances for the portfolio's account and stores them as a new
-  // snapshot. `not_found` when the portfolio or its account is gone; the
+  // snapshot, stamped when the source was asked; when a concurrent sync asked
+  // at the same moment or later, its snapshot is kept and returned instead. `not_found` when the portfolio or its account is gone; the
   // source's error as it is; `invalid_argument` when the source returns an
   // empty or repeated asset name or an amount that is not finite.
   Result<Snapshot> sync(std::string_view portfolio_id, BalanceSource& source);
-  // The latest snapshot's holdings, priced; `not_found` before any sync.
+  // The latest snapshot's holdings, priced; `not_found` before any sync;
+  // `invalid_argument` when the price source returns a negative or
+  // non-finite price.
   Result<std::vector<CoinValue>> coins(std::string_view portfolio_id, PriceSource& prices) const;
   Result<PortfolioValue> value(std::string_view portfolio_id, PriceSource& prices) const;
   // Snapshots taken within `range`, oldest first.
@@ -135,6 +143,8 @@ class KEYFOLIO_EXPORT PortfolioConnector {
 
  private:
   struct Access;
+  Result<std::pair<Snapshot, std::vector<CoinValue>>> price_latest(std::string_view portfolio_id,
+                                                                   PriceSource& prices) const;
   AccountManager* accounts_;
   Options options_;
 };

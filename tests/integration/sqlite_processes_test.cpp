@@ -175,11 +175,14 @@ TEST_CASE("two processes doing compare-and-set increments on the same SQLite rec
       return 0;
     };
   };
-  std::optional<keyfolio::test::ChildOutcome> first;
-  std::thread runner([&] { first = keyfolio::test::run_in_child(increments()); });
-  const auto second = keyfolio::test::run_in_child(increments());
-  runner.join();
-  REQUIRE(first.has_value());
+  // Both forked from this single thread, then collected.
+  const auto one = keyfolio::test::spawn_child(increments());
+  const auto two = keyfolio::test::spawn_child(increments());
+  REQUIRE(one.pid > 0);
+  REQUIRE(two.pid > 0);
+  const auto first_outcome = keyfolio::test::collect(one);
+  const auto second = keyfolio::test::collect(two);
+  const auto* first = &first_outcome;
   INFO("first: " << first->said << "; second: " << second.said);
   REQUIRE(first->status == 0);
   REQUIRE(second.status == 0);

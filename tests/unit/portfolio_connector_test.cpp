@@ -277,6 +277,37 @@ class FailingBackend : public keyfolio::StorageBackendWrapper {
 
 }  // namespace
 
+namespace {
+
+// Records the collections each batch touches.
+class RecordingBackend : public keyfolio::StorageBackendWrapper {
+ public:
+  using StorageBackendWrapper::StorageBackendWrapper;
+  std::vector<std::set<std::string>> batches;
+  keyfolio::Result<void> write(const keyfolio::WriteBatch& batch) override {
+    std::set<std::string> touched;
+    for (const auto& op : batch.operations()) touched.insert(op.collection);
+    batches.push_back(touched);
+    return StorageBackendWrapper::write(batch);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("connect writes the account, the portfolio and its index entry in a single batch") {
+  auto recording = std::make_shared<RecordingBackend>(keyfolio::make_memory_backend());
+  auto accounts = AccountManager::open(recording, raw('k')).value();
+  PortfolioConnector connector(accounts);
+  recording->batches.clear();
+  connector.connect(binance("k", "s")).value();
+  REQUIRE(recording->batches.size() == 1);
+  CHECK(recording->batches[0] == std::set<std::string>{"accounts", "portfolio_index", "portfolios"});
+  recording->batches.clear();
+  connector.connect(binance("k", "s2")).value();  // a rotated secret: the account and its portfolio together
+  REQUIRE(recording->batches.size() == 1);
+  CHECK(recording->batches[0] == std::set<std::string>{"accounts", "portfolios"});
+}
+
 TEST_CASE("the account and the portfolio are written in one batch: a failed write leaves neither") {
   auto inner = keyfolio::make_memory_backend();
   auto failing = std::make_shared<FailingBackend>(inner);
@@ -297,19 +328,18 @@ TEST_CASE("concurrent connects of one exchange account from many threads make on
   PortfolioConnector a(f.accounts);
   PortfolioConnector b(second_manager);
   std::vector<std::thread> threads;
-  std::mutex mutex;
-  std::set<std::string> ids;
-  int connected = 0;
+  std::vector<keyfolio::Result<ConnectResult>> results(8, keyfolio::Error(errc::conflict, "not run"));
   for (int t = 0; t < 8; ++t) {
-    threads.emplace_back([&, t] {
-      auto r = (t % 2 ? a : b).connect(binance("same-key", "same-secret"));
-      REQUIRE(r);
-      std::lock_guard lock(mutex);
-      ids.insert(r->portfolio_id);
-      connected += r->status == ConnectResult::Status::connected;
-    });
+    threads.emplace_back([&, t] { results[static_cast<std::size_t>(t)] = (t % 2 ? a : b).connect(binance("same-key", "same-secret")); });
   }
   for (auto& t : threads) t.join();
+  std::set<std::string> ids;
+  int connected = 0;
+  for (const auto& r : results) {
+    REQUIRE(r.has_value());
+    ids.insert(r->portfolio_id);
+    connected += r->status == ConnectResult::Status::connected;
+  }
   CHECK(ids.size() == 1);
   CHECK(connected == 1);
   CHECK(a.list().value().size() == 1);
@@ -417,8 +447,56 @@ TEST_CASE("portfolio records and snapshots reach the backend only encrypted") {
   keyfolio::testing::StaticBalanceSource balances;
   balances.set("binance", {{"CANARYCOIN", 1}});
   connector.sync(r.portfolio_id, balances).value();
-  for (const auto& record : f.stored()) {
-    CHECK_FALSE(mentions(record.value, "CANARY"));
-    CHECK_FALSE(mentions(record.key, "CANARY"));
-  }
+  for (const auto& record : f.stored()) CHECK_FALSE(mentions(record.value, "CANARY"));
+}
+
+TEST_CASE("connect refuses to overwrite an account that was re-keyed since its portfolio was connected") {
+  Fixture f;
+  PortfolioConnector connector(f.accounts);
+  auto r = connector.connect(binance("old-key", "s")).value();
+  f.accounts.upsert(r.account, fields({{"apiKey", "new-key"}, {"secret", "s2"}})).value();
+  const auto before = f.stored();
+  auto stale = connector.connect(binance("old-key", "s3"));
+  REQUIRE_FALSE(stale);
+  CHECK(stale.error().code() == errc::conflict);
+  CHECK(mentions(stale.error().message(), "another API key"));
+  CHECK(same(f.stored(), before));
+}
+
+TEST_CASE("connect does not bring back a linked account that was removed meanwhile") {
+  Fixture f;
+  f.accounts.upsert("BINANCE/main", fields({{"apiKey", "k"}, {"secret", "s"}})).value();
+  // A second manager that missed the removal (no change feed reached it yet).
+  auto behind = AccountManager::open(f.backend, raw('k')).value();
+  f.accounts.remove(keyfolio::AccountId::parse("BINANCE/main").value()).value();
+  PortfolioConnector connector(behind);
+  auto r = connector.connect(binance("k", "s")).value();
+  CHECK(r.status == ConnectResult::Status::connected);
+  CHECK(r.account.tag() == r.portfolio_id);  // a new account of its own, not BINANCE/main again
+  f.accounts.refresh().value();
+  CHECK(f.accounts.get("BINANCE/main").error().code() == errc::not_found);
+}
+
+namespace {
+
+class BadPrices : public keyfolio::PriceSource {
+ public:
+  std::string quote_currency() const override { return "USD"; }
+  keyfolio::Result<std::optional<double>> price(std::string_view) override { return std::optional<double>(std::nan("")); }
+};
+
+}  // namespace
+
+TEST_CASE("value refuses prices that are not finite, and reports the time of the snapshot it priced") {
+  Fixture f;
+  PortfolioConnector connector(f.accounts);
+  auto r = connector.connect(binance("k", "s")).value();
+  keyfolio::testing::StaticBalanceSource balances;
+  balances.set("binance", {{"BTC", 1}});
+  auto first = connector.sync(r.portfolio_id, balances).value();
+  BadPrices bad;
+  CHECK(connector.value(r.portfolio_id, bad).error().code() == errc::invalid_argument);
+  keyfolio::testing::StaticPriceSource prices;
+  prices.set("BTC", 2);
+  CHECK(connector.value(r.portfolio_id, prices).value().as_of == first.taken);
 }

@@ -1,0 +1,486 @@
+// keyfolio's main operations beside the least work any correct
+// implementation must do ("floor"), measured in the same process and run so
+// that the ratio holds on any machine. Each case is a pair keyfolio/<case>
+// and floor/<case>; after the run a table of ratios against the goals is
+// printed. Google Benchmark's own flags apply (--benchmark_filter,
+// --benchmark_out=FILE --benchmark_out_format=json, ...).
+#include <keyfolio/keyfolio.hpp>
+
+#include <benchmark/benchmark.h>
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <unordered_map>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------- fixtures
+
+fs::path bench_dir() {
+  static const fs::path dir = [] {
+    std::string pattern = (fs::temp_directory_path() / "keyfolio-bench-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) std::abort();
+    return fs::path(pattern);
+  }();
+  return dir;
+}
+
+const keyfolio::KeySource& bench_key() {
+  static const auto key = keyfolio::KeySource::raw_key(keyfolio::SecretString(std::string(32, 'k')));
+  return key;
+}
+
+std::string account_key(std::size_t i) { return "key-" + std::to_string(i) + "-0123456789abcdef0123456789ab"; }
+std::string account_secret(std::size_t i) { return "secret-" + std::to_string(i) + "-0123456789abcdef0123456789abcdef"; }
+std::string account_name(std::size_t i) { return "BINANCE/account-" + std::to_string(i); }
+
+std::vector<keyfolio::AccountUpdate> accounts(std::size_t n, std::size_t salt = 0) {
+  std::vector<keyfolio::AccountUpdate> out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    keyfolio::Credentials c;
+    c.add("apiKey", keyfolio::SecretString(account_key(i + salt))).value();
+    c.add("secret", keyfolio::SecretString(account_secret(i + salt))).value();
+    out.push_back({keyfolio::AccountId::parse(account_name(i)).value(), std::move(c)});
+  }
+  return out;
+}
+
+// A SQLite store file with n accounts, built once per n.
+fs::path store_with(std::size_t n) {
+  static std::map<std::size_t, fs::path> built;
+  if (auto it = built.find(n); it != built.end()) return it->second;
+  const fs::path path = bench_dir() / ("store-" + std::to_string(n) + ".db");
+  {
+    auto manager = keyfolio::AccountManager::open(keyfolio::make_sqlite_backend(path).value(), bench_key()).value();
+    manager.upsert(accounts(n)).value();
+  }
+  built.emplace(n, path);
+  return path;
+}
+
+// The floor's own SQLite file: the same PRAGMAs as keyfolio's default.
+struct FloorDb {
+  sqlite3* db = nullptr;
+  sqlite3_stmt* insert = nullptr;
+  explicit FloorDb(const fs::path& path) {
+    if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) std::abort();
+    exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+         "CREATE TABLE IF NOT EXISTS records (collection BLOB NOT NULL, key BLOB NOT NULL, version INTEGER NOT NULL,"
+         " value BLOB NOT NULL, PRIMARY KEY (collection, key)) WITHOUT ROWID");
+    sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO records VALUES ('accounts', ?1, ?2, ?3)", -1, &insert, nullptr);
+  }
+  ~FloorDb() {
+    sqlite3_finalize(insert);
+    sqlite3_close(db);
+  }
+  void exec(const char* sql) {
+    if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) std::abort();
+  }
+  void put(const std::string& key, std::int64_t version, const std::string& value) {
+    sqlite3_bind_text(insert, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(insert, 2, version);
+    sqlite3_bind_blob(insert, 3, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+    if (sqlite3_step(insert) != SQLITE_DONE) std::abort();
+    sqlite3_reset(insert);
+  }
+};
+
+// One XChaCha20-Poly1305 encryption of a record-sized payload.
+struct FloorCrypto {
+  unsigned char key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+  FloorCrypto() { crypto_aead_xchacha20poly1305_ietf_keygen(key); }
+  std::string seal(std::string_view plain, std::string_view ad) const {
+    std::string out(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + plain.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES,
+                    '\0');
+    auto* nonce = reinterpret_cast<unsigned char*>(out.data());
+    randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+    unsigned long long len = 0;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &len,
+                                               reinterpret_cast<const unsigned char*>(plain.data()), plain.size(),
+                                               reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nullptr,
+                                               nonce, key);
+    return out;
+  }
+  bool open(std::string_view sealed, std::string_view ad, unsigned char* plain) const {
+    const auto* nonce = reinterpret_cast<const unsigned char*>(sealed.data());
+    unsigned long long len = 0;
+    return crypto_aead_xchacha20poly1305_ietf_decrypt(
+               plain, &len, nullptr, nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+               sealed.size() - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+               reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nonce, key) == 0;
+  }
+};
+
+std::string floor_payload(std::size_t i) { return account_name(i) + account_key(i) + account_secret(i); }
+
+// ---------------------------------------------------------------- lookup
+
+void keyfolio_lookup(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  auto manager = keyfolio::AccountManager::open(keyfolio::make_memory_backend(), bench_key()).value();
+  manager.upsert(accounts(n)).value();
+  std::vector<keyfolio::AccountId> ids;
+  for (std::size_t i = 0; i < n; ++i) ids.push_back(keyfolio::AccountId::parse(account_name(i)).value());
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto account = manager.get(ids[i]);
+    benchmark::DoNotOptimize(account->get()->credentials.find("apiKey")->reveal().data());
+    i = (i + 7919) % n;
+  }
+}
+
+void floor_lookup(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  struct Creds {
+    std::string api_key, secret;
+  };
+  std::unordered_map<std::string, Creds> map;
+  std::vector<std::string> keys;
+  for (std::size_t i = 0; i < n; ++i) {
+    keys.push_back("binance/account-" + std::to_string(i));
+    map.emplace(keys.back(), Creds{account_key(i), account_secret(i)});
+  }
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto it = map.find(keys[i]);
+    benchmark::DoNotOptimize(it->second.api_key.data());
+    i = (i + 7919) % n;
+  }
+}
+
+// ---------------------------------------------------------------- upsert
+
+void keyfolio_upsert_durable(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const fs::path path = bench_dir() / ("upsert-" + std::to_string(n) + ".db");
+  fs::copy_file(store_with(n), path, fs::copy_options::overwrite_existing);
+  auto manager = keyfolio::AccountManager::open(keyfolio::make_sqlite_backend(path).value(), bench_key()).value();
+  std::vector<keyfolio::AccountId> ids;
+  for (std::size_t i = 0; i < n; ++i) ids.push_back(keyfolio::AccountId::parse(account_name(i)).value());
+  std::size_t i = 0, round = 0;
+  for (auto _ : state) {
+    keyfolio::Credentials c;
+    c.add("apiKey", keyfolio::SecretString(account_key(i))).value();
+    c.add("secret", keyfolio::SecretString(account_secret(i + ++round))).value();
+    if (!manager.upsert(ids[i], std::move(c))) state.SkipWithError("upsert failed");
+    i = (i + 7919) % n;
+  }
+}
+
+void floor_upsert_durable(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const fs::path path = bench_dir() / ("floor-upsert-" + std::to_string(n) + ".db");
+  fs::remove(path);
+  FloorCrypto crypto;
+  FloorDb db(path);
+  db.exec("BEGIN");
+  for (std::size_t i = 0; i < n; ++i) db.put(account_name(i), 1, crypto.seal(floor_payload(i), account_name(i)));
+  db.exec("COMMIT");
+  std::size_t i = 0;
+  std::int64_t version = 2;
+  for (auto _ : state) {
+    db.put(account_name(i), version++, crypto.seal(floor_payload(i), account_name(i)));
+    i = (i + 7919) % n;
+  }
+}
+
+// ---------------------------------------------------------------- import, open
+
+void keyfolio_import_100k(benchmark::State& state) {
+  int round = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const fs::path path = bench_dir() / ("import-" + std::to_string(round++) + ".db");
+    auto batch = accounts(100'000);
+    state.ResumeTiming();
+    auto manager = keyfolio::AccountManager::open(keyfolio::make_sqlite_backend(path).value(), bench_key()).value();
+    if (!manager.upsert(std::move(batch))) state.SkipWithError("import failed");
+    state.PauseTiming();
+    fs::remove(path);
+    state.ResumeTiming();
+  }
+}
+
+void floor_import_100k(benchmark::State& state) {
+  int round = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const fs::path path = bench_dir() / ("floor-import-" + std::to_string(round++) + ".db");
+    state.ResumeTiming();
+    {
+      FloorCrypto crypto;
+      FloorDb db(path);
+      db.exec("BEGIN");
+      for (std::size_t i = 0; i < 100'000; ++i) {
+        db.put(account_name(i), 1, crypto.seal(floor_payload(i), account_name(i)));
+      }
+      db.exec("COMMIT");
+    }
+    state.PauseTiming();
+    fs::remove(path);
+    state.ResumeTiming();
+  }
+}
+
+void keyfolio_open_100k(benchmark::State& state) {
+  const fs::path path = store_with(100'000);
+  for (auto _ : state) {
+    auto manager = keyfolio::AccountManager::open(keyfolio::make_sqlite_backend(path).value(), bench_key());
+    if (!manager || manager->size() != 100'000) state.SkipWithError("open failed");
+  }
+}
+
+void floor_open_100k(benchmark::State& state) {
+  const fs::path path = bench_dir() / "floor-open.db";
+  FloorCrypto crypto;
+  if (!fs::exists(path)) {
+    FloorDb db(path);
+    db.exec("BEGIN");
+    for (std::size_t i = 0; i < 100'000; ++i) db.put(account_name(i), 1, crypto.seal(floor_payload(i), account_name(i)));
+    db.exec("COMMIT");
+  }
+  for (auto _ : state) {
+    sqlite3* db = nullptr;
+    sqlite3_open(path.c_str(), &db);
+    sqlite3_stmt* scan = nullptr;
+    sqlite3_prepare_v2(db, "SELECT key, version, value FROM records WHERE collection = 'accounts' ORDER BY key", -1,
+                       &scan, nullptr);
+    std::size_t opened = 0;
+    unsigned char plain[512];
+    while (sqlite3_step(scan) == SQLITE_ROW) {
+      const std::string_view key(static_cast<const char*>(sqlite3_column_blob(scan, 0)),
+                                 static_cast<std::size_t>(sqlite3_column_bytes(scan, 0)));
+      const std::string_view value(static_cast<const char*>(sqlite3_column_blob(scan, 2)),
+                                   static_cast<std::size_t>(sqlite3_column_bytes(scan, 2)));
+      opened += crypto.open(value, key, plain) ? 1 : 0;
+    }
+    sqlite3_finalize(scan);
+    sqlite3_close(db);
+    benchmark::DoNotOptimize(opened);
+  }
+}
+
+void kdf_passphrase_moderate(benchmark::State& state) {
+  const fs::path path = bench_dir() / "kdf.db";
+  const auto key = keyfolio::KeySource::passphrase(keyfolio::SecretString("bench passphrase"));
+  { (void)keyfolio::AccountManager::open(keyfolio::make_sqlite_backend(path).value(), key).value(); }
+  for (auto _ : state) {
+    auto manager = keyfolio::AccountManager::open(keyfolio::make_sqlite_backend(path).value(), key);
+    if (!manager) state.SkipWithError("open failed");
+  }
+}
+
+// ---------------------------------------------------------------- connect
+
+void keyfolio_connect(benchmark::State& state) {
+  const fs::path path = bench_dir() / "connect.db";
+  fs::copy_file(store_with(1000), path, fs::copy_options::overwrite_existing);
+  auto manager = keyfolio::AccountManager::open(keyfolio::make_sqlite_backend(path).value(), bench_key()).value();
+  keyfolio::PortfolioConnector connector(manager);
+  std::size_t i = 1'000'000;
+  for (auto _ : state) {
+    keyfolio::Credentials c;
+    c.add("apiKey", keyfolio::SecretString(account_key(i))).value();
+    c.add("secret", keyfolio::SecretString(account_secret(i))).value();
+    ++i;
+    auto r = connector.connect({"binance", std::move(c), "bench"});
+    if (!r || r->status != keyfolio::ConnectResult::Status::connected) state.SkipWithError("connect failed");
+  }
+}
+
+void floor_connect(benchmark::State& state) { floor_upsert_durable(state); }
+
+// ---------------------------------------------------------------- memory
+
+long resident_kib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// Resident memory added by `build`, measured in a child process so that
+// each measurement starts from the same clean heap.
+long resident_growth(void (*build)()) {
+  int fds[2];
+  if (::pipe(fds) != 0) return -1;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    const long before = resident_kib();
+    build();
+    const std::string grown = std::to_string(resident_kib() - before);
+    (void)!::write(fds[1], grown.data(), grown.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  char buffer[64] = {};
+  const auto n = ::read(fds[0], buffer, sizeof buffer - 1);
+  ::close(fds[0]);
+  ::waitpid(pid, nullptr, 0);
+  return n > 0 ? std::stol(buffer) : -1;
+}
+
+void keyfolio_memory_100k(benchmark::State& state) {
+  const fs::path path = store_with(100'000);
+  const long kib = resident_growth([] {
+    static auto manager =
+        keyfolio::AccountManager::open(keyfolio::make_sqlite_backend(store_with(100'000)).value(), bench_key());
+    if (!manager || manager->size() != 100'000) std::abort();
+  });
+  (void)path;
+  for (auto _ : state) benchmark::DoNotOptimize(kib);
+  state.counters["resident_kib"] = static_cast<double>(kib);
+}
+
+void floor_memory_100k(benchmark::State& state) {
+  const long kib = resident_growth([] {
+    struct Creds {
+      std::string api_key, secret;
+    };
+    static std::unordered_map<std::string, Creds> map;
+    for (std::size_t i = 0; i < 100'000; ++i) {
+      map.emplace("binance/account-" + std::to_string(i), Creds{account_key(i), account_secret(i)});
+    }
+  });
+  for (auto _ : state) benchmark::DoNotOptimize(kib);
+  state.counters["resident_kib"] = static_cast<double>(kib);
+}
+
+}  // namespace
+
+BENCHMARK(keyfolio_lookup)->Name("keyfolio/lookup")->Arg(1000)->Arg(10'000)->Arg(100'000);
+BENCHMARK(floor_lookup)->Name("floor/lookup")->Arg(1000)->Arg(10'000)->Arg(100'000);
+BENCHMARK(keyfolio_upsert_durable)->Name("keyfolio/upsert_durable")->Arg(1000)->Arg(10'000)->Arg(100'000)
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(floor_upsert_durable)->Name("floor/upsert_durable")->Arg(1000)->Arg(10'000)->Arg(100'000)
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(keyfolio_import_100k)->Name("keyfolio/import_100k")->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+BENCHMARK(floor_import_100k)->Name("floor/import_100k")->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+BENCHMARK(keyfolio_open_100k)->Name("keyfolio/open_100k")->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
+BENCHMARK(floor_open_100k)->Name("floor/open_100k")->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
+BENCHMARK(kdf_passphrase_moderate)->Name("keyfolio/kdf_passphrase_moderate")->Unit(benchmark::kMillisecond)
+    ->Iterations(3)->UseRealTime();
+BENCHMARK(keyfolio_connect)->Name("keyfolio/connect")->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(floor_connect)->Name("floor/connect")->Arg(1000)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(keyfolio_memory_100k)->Name("keyfolio/memory_100k")->Iterations(1);
+BENCHMARK(floor_memory_100k)->Name("floor/memory_100k")->Iterations(1);
+
+namespace {
+
+double to_ns(double t, benchmark::TimeUnit unit) {
+  switch (unit) {
+    case benchmark::kNanosecond: return t;
+    case benchmark::kMicrosecond: return t * 1e3;
+    case benchmark::kMillisecond: return t * 1e6;
+    case benchmark::kSecond: return t * 1e9;
+  }
+  return t;
+}
+
+// Keeps every run for the ratio table, and prints as the console does.
+class TableReporter : public benchmark::ConsoleReporter {
+ public:
+  struct Seen {
+    double ns = 0;
+    std::map<std::string, double> counters;
+  };
+  std::map<std::string, Seen> runs;
+
+  void ReportRuns(const std::vector<Run>& reports) override {
+    for (const auto& r : reports) {
+      if (r.error_occurred || r.run_type != Run::RT_Iteration) continue;
+      Seen s{to_ns(r.GetAdjustedRealTime(), r.time_unit), {}};
+      for (const auto& [name, c] : r.counters) s.counters[name] = c.value;
+      runs[r.benchmark_name()] = s;
+    }
+    ConsoleReporter::ReportRuns(reports);
+  }
+};
+
+std::string human(double ns) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(ns < 1e3 ? 1 : 2);
+  if (ns < 1e3) {
+    out << ns << " ns";
+  } else if (ns < 1e6) {
+    out << ns / 1e3 << " us";
+  } else if (ns < 1e9) {
+    out << ns / 1e6 << " ms";
+  } else {
+    out << ns / 1e9 << " s";
+  }
+  return out.str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (sodium_init() < 0) return 1;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  TableReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+
+  struct Goal {
+    std::string label, mine, floor;
+    double ratio;
+  };
+  const std::vector<Goal> goals{
+      {"lookup/1000", "keyfolio/lookup/1000", "floor/lookup/1000", 3},
+      {"lookup/10000", "keyfolio/lookup/10000", "floor/lookup/10000", 3},
+      {"lookup/100000", "keyfolio/lookup/100000", "floor/lookup/100000", 3},
+      {"upsert_durable/1000", "keyfolio/upsert_durable/1000/real_time", "floor/upsert_durable/1000/real_time", 1.15},
+      {"upsert_durable/10000", "keyfolio/upsert_durable/10000/real_time", "floor/upsert_durable/10000/real_time", 1.15},
+      {"upsert_durable/100000", "keyfolio/upsert_durable/100000/real_time", "floor/upsert_durable/100000/real_time",
+       1.15},
+      {"import_100k", "keyfolio/import_100k/iterations:3/real_time", "floor/import_100k/iterations:3/real_time", 1.5},
+      {"open_100k", "keyfolio/open_100k/iterations:5/real_time", "floor/open_100k/iterations:5/real_time", 1.5},
+      {"connect", "keyfolio/connect/real_time", "floor/connect/1000/real_time", 1.3},
+  };
+  std::cout << "\n" << std::left << std::setw(26) << "case" << std::right << std::setw(14) << "keyfolio"
+            << std::setw(14) << "floor" << std::setw(9) << "ratio" << std::setw(9) << "goal" << "\n";
+  for (const auto& goal : goals) {
+    const auto mine = reporter.runs.find(goal.mine);
+    const auto floor = reporter.runs.find(goal.floor);
+    if (mine == reporter.runs.end() || floor == reporter.runs.end()) continue;
+    const double ratio = mine->second.ns / floor->second.ns;
+    std::ostringstream want;
+    want << "<= " << goal.ratio;
+    std::cout << std::left << std::setw(26) << goal.label << std::right << std::setw(14) << human(mine->second.ns)
+              << std::setw(14) << human(floor->second.ns) << std::setw(9) << std::fixed << std::setprecision(2)
+              << ratio << std::setw(9) << want.str() << (ratio <= goal.ratio ? "" : "   MISSED") << "\n";
+  }
+  const auto mine = reporter.runs.find("keyfolio/memory_100k/iterations:1");
+  const auto floor = reporter.runs.find("floor/memory_100k/iterations:1");
+  if (mine != reporter.runs.end() && floor != reporter.runs.end()) {
+    const double a = mine->second.counters["resident_kib"];
+    const double b = floor->second.counters["resident_kib"];
+    std::cout << std::left << std::setw(26) << "memory_100k (RSS)" << std::right << std::setw(11) << a / 1024
+              << " MiB" << std::setw(10) << b / 1024 << " MiB" << std::setw(9) << std::setprecision(2) << a / b
+              << std::setw(8) << "<= 2" << (a / b <= 2 ? "" : "   MISSED") << "\n";
+  }
+  if (auto kdf = reporter.runs.find("keyfolio/kdf_passphrase_moderate/iterations:3/real_time"); kdf != reporter.runs.end()) {
+    std::cout << std::left << std::setw(26) << "open with passphrase (KDF)" << std::right << std::setw(14)
+              << human(kdf->second.ns) << "   (Argon2id, libsodium MODERATE; not part of open_100k)\n";
+  }
+  fs::remove_all(bench_dir());
+  return 0;
+}
