@@ -39,7 +39,12 @@ constexpr const char* migrations[] = {
 };
 static_assert(std::size(migrations) == sqlite_schema_version);
 
-enum class LoggedKind : int { put = 0, erase = 1, erase_all = 2 };
+enum class LoggedKind : int { put = 0, erase = 1, erase_all = 2, resync = 3 };
+
+// A batch larger than this is logged as one `resync` entry instead of one
+// entry per operation: an import of many accounts then costs subscribers one
+// re-read instead of a flood of events, and the writer half the inserts.
+constexpr std::size_t max_logged_operations = 1024;
 
 struct DbCloser {
   void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
@@ -384,6 +389,7 @@ class Poller {
           case LoggedKind::put: e.kind = ChangeEvent::Kind::put; break;
           case LoggedKind::erase: e.kind = ChangeEvent::Kind::erase; break;
           case LoggedKind::erase_all: e.kind = ChangeEvent::Kind::erase_all; break;
+          case LoggedKind::resync: e.kind = ChangeEvent::Kind::resync; break;
         }
         e.collection = rows.text(2);
         e.key = rows.text(3);
@@ -464,6 +470,13 @@ class SqliteBackend final : public StorageBackend {
     });
     if (!versions) return versions.error();
     const auto ops = batch.operations();
+    const bool log_each = ops.size() <= max_logged_operations;
+    if (!log_each) {
+      if (const int rc = Use(c_.log).integer(1, static_cast<int>(LoggedKind::resync)).blob(2, "").blob(3, "").integer(4, 0).step();
+          rc != SQLITE_DONE) {
+        return c_.fail("logging the change", rc);
+      }
+    }
     for (std::size_t i = 0; i < ops.size(); ++i) {
       const auto& op = ops[i];
       int rc = SQLITE_DONE;
@@ -487,6 +500,7 @@ class SqliteBackend final : public StorageBackend {
           break;
       }
       if (rc != SQLITE_DONE) return c_.fail("writing", rc);
+      if (!log_each) continue;
       rc = Use(c_.log)
                .integer(1, static_cast<int>(kind))
                .blob(2, op.collection)

@@ -311,3 +311,30 @@ TEST_CASE("AccountManager on a SQLite file keeps accounts across reopening and h
   }
   CHECK(keyfolio::test::reveals(*first.get("BINANCE/main").value()->credentials.find("apiKey"), "k2"));
 }
+
+TEST_CASE("a batch too large to log change by change reaches other handles as a resync") {
+  TempDir dir;
+  SqliteOptions options;
+  options.poll_interval = std::chrono::milliseconds(10);
+  auto watcher = make_sqlite_backend(dir / "store.db", options).value();
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<keyfolio::ChangeEvent> events;
+  auto subscription = watcher->subscribe([&](const keyfolio::ChangeEvent& e) {
+    std::lock_guard lock(mutex);
+    events.push_back(e);
+    cv.notify_all();
+  }).value();
+  auto writer = make_sqlite_backend(dir / "store.db", options).value();
+  WriteBatch big;
+  for (int i = 0; i < 2000; ++i) big.put("c", "k" + std::to_string(i), "v", must_not_exist);
+  REQUIRE(writer->write(big).has_value());
+  REQUIRE(writer->write(WriteBatch().put("c", "after", "v", must_not_exist)).has_value());
+  std::unique_lock lock(mutex);
+  REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] {
+    return std::any_of(events.begin(), events.end(), [](const auto& e) { return e.key == "after"; });
+  }));
+  CHECK(std::count_if(events.begin(), events.end(),
+                      [](const auto& e) { return e.kind == keyfolio::ChangeEvent::Kind::resync; }) == 1);
+  CHECK(events.size() == 2);
+}

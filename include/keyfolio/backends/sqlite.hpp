@@ -15,7 +15,9 @@
 // read of shared memory, no disk I/O) every `poll_interval` on a thread of its
 // own connection and delivers what others — or it — committed since; a
 // subscriber that fell behind the log's retained window (`change_log_size`)
-// gets a `resync` event. Reads never wait for the poller.
+// gets a `resync` event, and so does every subscriber for a batch of more
+// than 1,024 operations (an import), which is logged as one entry. Reads
+// never wait for the poller.
 //
 // The schema carries a version (`PRAGMA user_version`) and an application id;
 // opening a keyfolio file of a newer schema fails with `not_supported`, a
