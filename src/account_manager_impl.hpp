@@ -322,16 +322,24 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
       std::lock_guard lock(sync_mutex);
       auto records = backend->scan(accounts_collection);
       if (!records) return records.error();
-      std::set<std::string> present;
-      for (const Record& record : *records) {
-        present.insert(record.key);
-        apply(record.key, record, events);
+      {
+        std::unique_lock lock(cache_mutex);
+        if (cache.empty()) {
+          // The first load of a store: size the maps once.
+          cache.reserve(records->size());
+          ids_by_key.reserve(records->size());
+          ids_by_fingerprint.reserve(records->size());
+        }
       }
+      for (const Record& record : *records) apply(record.key, record, events);
+      // scan() is ordered by key, so presence is a binary search.
       std::vector<std::string> gone;
       {
         std::shared_lock lock(cache_mutex);
         for (const auto& [key, id] : ids_by_key) {
-          if (!present.contains(key)) gone.push_back(key);
+          const bool present = std::binary_search(records->begin(), records->end(), key,
+                                                  [](const auto& a, const auto& b) { return key_of(a) < key_of(b); });
+          if (!present) gone.push_back(key);
         }
       }
       for (const auto& key : gone) apply(key, std::nullopt, events);

@@ -61,6 +61,9 @@ class KEYFOLIO_EXPORT AccountId {
   bool has_tag() const noexcept { return !tag_.empty(); }
   // The id as the user spelled it: "BITSTAMP/2574".
   const std::string& spelling() const noexcept { return spelling_; }
+  // A hash of the identity (exchange and tag), equal for equal ids.
+  std::size_t hash() const noexcept { return hash_; }
+
   // The canonical form, "bitstamp" or "bitstamp/2574": equal for equal ids,
   // stable across versions, fit for use as a storage key.
   std::string canonical() const;
@@ -75,11 +78,15 @@ class KEYFOLIO_EXPORT AccountId {
 
  private:
   AccountId(std::string exchange, std::string tag, std::string spelling)
-      : exchange_(std::move(exchange)), tag_(std::move(tag)), spelling_(std::move(spelling)) {}
+      : exchange_(std::move(exchange)), tag_(std::move(tag)), spelling_(std::move(spelling)) {
+    const std::size_t h = std::hash<std::string>{}(exchange_);
+    hash_ = h ^ (std::hash<std::string>{}(tag_) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+  }
 
   std::string exchange_;
   std::string tag_;
   std::string spelling_;
+  std::size_t hash_ = 0;
 };
 
 // Prints the spelling.
@@ -87,10 +94,8 @@ KEYFOLIO_EXPORT std::ostream& operator<<(std::ostream& os, const AccountId& id);
 
 }  // namespace keyfolio
 
+// Computed once when the id is made: ids are hashed on every credential read.
 template <>
 struct std::hash<keyfolio::AccountId> {
-  std::size_t operator()(const keyfolio::AccountId& id) const noexcept {
-    const std::size_t h = std::hash<std::string>{}(id.exchange());
-    return h ^ (std::hash<std::string>{}(id.tag()) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
-  }
+  std::size_t operator()(const keyfolio::AccountId& id) const noexcept { return id.hash(); }
 };

