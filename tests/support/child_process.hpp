@@ -18,48 +18,6 @@ struct ChildOutcome {
   std::string said;     // what the child wrote through `say`
 };
 
-// Runs `body(say)` in a child. `say` writes text back to the parent. The
-// child exits with body's return value.
-inline ChildOutcome run_in_child(const std::function<int(const std::function<void(const std::string&)>&)>& body) {
-  int fds[2];
-  if (::pipe(fds) != 0) return {};
-  const pid_t pid = ::fork();
-  if (pid < 0) return {};
-  if (pid == 0) {
-    ::close(fds[0]);
-    const int out = fds[1];
-    auto say = [out](const std::string& text) {
-      std::size_t at = 0;
-      while (at < text.size()) {
-        const ssize_t n = ::write(out, text.data() + at, text.size() - at);
-        if (n <= 0) break;
-        at += static_cast<std::size_t>(n);
-      }
-    };
-    int code = 99;
-    try {
-      code = body(say);
-    } catch (...) {
-      say("child threw");
-    }
-    ::_exit(code);
-  }
-  ::close(fds[1]);
-  ChildOutcome outcome;
-  char buffer[4096];
-  for (;;) {
-    const ssize_t n = ::read(fds[0], buffer, sizeof buffer);
-    if (n <= 0) break;
-    outcome.said.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  outcome.exited = WIFEXITED(status);
-  outcome.status = outcome.exited ? WEXITSTATUS(status) : -1;
-  return outcome;
-}
-
 // A child started by spawn_child(), collected by collect().
 struct Child {
   pid_t pid = -1;
@@ -111,6 +69,14 @@ inline ChildOutcome collect(const Child& child) {
   outcome.exited = WIFEXITED(status);
   outcome.status = outcome.exited ? WEXITSTATUS(status) : -1;
   return outcome;
+}
+
+// Runs `body(say)` in a child and waits for it. `say` writes text back to
+// the parent; the child exits with body's return value.
+inline ChildOutcome run_in_child(const std::function<int(const std::function<void(const std::string&)>&)>& body) {
+  const Child child = spawn_child(body);
+  if (child.pid < 0) return {};
+  return collect(child);
 }
 
 // Drops root to the unprivileged `nobody` (65534) so that file permissions

@@ -2,6 +2,7 @@
 #include <keyfolio/backends/memory.hpp>
 
 #include "catch.hpp"
+#include "stored.hpp"
 
 #include <atomic>
 #include <fstream>
@@ -35,20 +36,9 @@ AccountId id(std::string_view text) { return AccountId::parse(text).value(); }
 bool mentions(const std::string& message, std::string_view part) { return message.find(part) != std::string::npos; }
 
 // Everything stored, for proving that a rejected call changed nothing.
-std::vector<keyfolio::Record> snapshot(keyfolio::StorageBackend& b) {
-  auto all = b.scan("accounts").value();
-  auto meta = b.scan("keyfolio").value();
-  all.insert(all.end(), meta.begin(), meta.end());
-  return all;
-}
+std::vector<keyfolio::Record> snapshot(keyfolio::StorageBackend& b) { return keyfolio::test::everything(b); }
 
-bool same(const std::vector<keyfolio::Record>& a, const std::vector<keyfolio::Record>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (a[i].key != b[i].key || a[i].version != b[i].version || a[i].value != b[i].value) return false;
-  }
-  return true;
-}
+using keyfolio::test::same;
 
 // Serves stored records with a change applied, as a tampered store would.
 class TamperingBackend : public keyfolio::StorageBackendWrapper {

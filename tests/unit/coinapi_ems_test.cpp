@@ -3,6 +3,7 @@
 #include <keyfolio/wire/coinapi_ems.hpp>
 
 #include "catch.hpp"
+#include "stored.hpp"
 
 #include <boost/json.hpp>
 
@@ -28,13 +29,7 @@ struct Store {
   std::vector<keyfolio::Record> records() const { return backend->scan("accounts").value(); }
 };
 
-bool same(const std::vector<keyfolio::Record>& a, const std::vector<keyfolio::Record>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (a[i].key != b[i].key || a[i].version != b[i].version || a[i].value != b[i].value) return false;
-  }
-  return true;
-}
+using keyfolio::test::same;
 
 bool mentions(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
 

@@ -5,6 +5,7 @@
 #include <keyfolio/wire/coinstats.hpp>
 
 #include "catch.hpp"
+#include "stored.hpp"
 
 #include <boost/json.hpp>
 
@@ -24,23 +25,10 @@ struct Fixture {
       AccountManager::open(backend, KeySource::raw_key(SecretString(std::string(32, 'k')))).value();
   PortfolioConnector connector{accounts};
 
-  std::vector<keyfolio::Record> stored() const {
-    std::vector<keyfolio::Record> all;
-    for (const char* c : {"accounts", "portfolios", "portfolio_index", "snapshots"}) {
-      auto part = backend->scan(c).value();
-      all.insert(all.end(), part.begin(), part.end());
-    }
-    return all;
-  }
+  std::vector<keyfolio::Record> stored() const { return keyfolio::test::everything(*backend); }
 };
 
-bool same(const std::vector<keyfolio::Record>& a, const std::vector<keyfolio::Record>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (a[i].key != b[i].key || a[i].version != b[i].version || a[i].value != b[i].value) return false;
-  }
-  return true;
-}
+using keyfolio::test::same;
 
 bool mentions(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
 

@@ -4,6 +4,7 @@
 #include <keyfolio/testing/static_sources.hpp>
 
 #include "catch.hpp"
+#include "stored.hpp"
 #include "temp_dir.hpp"
 
 #include <keyfolio/backends/sqlite.hpp>
@@ -53,23 +54,10 @@ struct Fixture {
   AccountManager accounts = AccountManager::open(backend, raw('k')).value();
 
   // Everything stored, for proving a rejected call changed nothing.
-  std::vector<keyfolio::Record> stored() const {
-    std::vector<keyfolio::Record> all;
-    for (const char* c : {"accounts", "portfolios", "portfolio_index", "snapshots", "keyfolio"}) {
-      auto part = backend->scan(c).value();
-      all.insert(all.end(), part.begin(), part.end());
-    }
-    return all;
-  }
+  std::vector<keyfolio::Record> stored() const { return keyfolio::test::everything(*backend); }
 };
 
-bool same(const std::vector<keyfolio::Record>& a, const std::vector<keyfolio::Record>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (a[i].key != b[i].key || a[i].version != b[i].version || a[i].value != b[i].value) return false;
-  }
-  return true;
-}
+using keyfolio::test::same;
 
 class RecordingVerifier : public keyfolio::CredentialVerifier {
  public:
