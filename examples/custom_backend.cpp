@@ -86,6 +86,7 @@ class FileBackend final : public keyfolio::StorageBackend {
                                ? it == next.end()
                                : it != next.end() && it->second.version == op.expected_version;
       if (!matches) return keyfolio::Error(keyfolio::errc::conflict, "version expectation failed");
+      if (op.kind == keyfolio::WriteBatch::Kind::expect) continue;
       if (op.kind == keyfolio::WriteBatch::Kind::put) {
         next[Key(op.collection, op.key)] = Entry{op.expected_version + 1, op.value};
       } else {

@@ -336,6 +336,9 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
                          *account_id, credentials_updated};
     if (!portfolio) {
       if (auto ok = verify(); !ok) return ok.error();
+      // A linked account left as it is must still be there when the
+      // portfolio lands.
+      if (sealed.empty() && existing) batch.expect(accounts_collection, account_key, existing->version);
       StoredPortfolio fresh{Portfolio{result.portfolio_id, *name, *account_id, owns, stamp, stamp, 1}, fingerprint};
       batch.put(portfolios_collection, result.portfolio_id,
                 store.seal(portfolios_collection, result.portfolio_id, 1, encode(fresh)), must_not_exist);

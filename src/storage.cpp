@@ -15,6 +15,12 @@ WriteBatch& WriteBatch::erase(std::string_view collection, std::string_view key,
   return *this;
 }
 
+WriteBatch& WriteBatch::expect(std::string_view collection, std::string_view key,
+                               std::uint64_t expected_version) {
+  operations_.push_back({Kind::expect, std::string(collection), std::string(key), {}, expected_version});
+  return *this;
+}
+
 WriteBatch& WriteBatch::erase_all(std::string_view collection) {
   operations_.push_back({Kind::erase_all, std::string(collection), {}, {}, 0});
   return *this;

@@ -4,9 +4,11 @@
 // A backend stores collections of records: key -> (version, opaque bytes).
 // keyfolio encrypts before anything reaches a backend, so a backend never
 // sees a plaintext secret. Writes come in atomic batches of put / erase /
-// erase-all operations; every put and erase names the version it expects the
-// key to have (0: the key must not exist), and the whole batch fails with
-// `conflict`, changing nothing, if any expectation fails. A put stores the
+// erase-all / expect operations; every put, erase and expect names the
+// version it expects the key to have (0: the key must not exist), and the
+// whole batch fails with `conflict`, changing nothing, if any expectation
+// fails. An expect writes nothing: it makes the batch depend on a key it
+// does not change. A put stores the
 // value at version expected + 1, so versions of a key only grow while it
 // exists; after an erase the key starts again at 1.
 //
@@ -52,14 +54,14 @@ inline constexpr std::uint64_t must_not_exist = 0;
 // same key expects the version the earlier one produced.
 class KEYFOLIO_EXPORT WriteBatch {
  public:
-  enum class Kind { put, erase, erase_all };
+  enum class Kind { put, erase, erase_all, expect };
 
   struct Operation {
     Kind kind = Kind::put;
     std::string collection{};
     std::string key{};                  // empty for erase_all
     std::string value{};                // put only
-    std::uint64_t expected_version = 0; // put and erase
+    std::uint64_t expected_version = 0; // put, erase and expect
   };
 
   // Stores `value` under `key` at version expected_version + 1; fails the
@@ -70,6 +72,9 @@ class KEYFOLIO_EXPORT WriteBatch {
   WriteBatch& erase(std::string_view collection, std::string_view key, std::uint64_t expected_version);
   // Removes every key of `collection`; never fails on expectations.
   WriteBatch& erase_all(std::string_view collection);
+  // Changes nothing; fails the batch unless `key` is at `expected_version`
+  // (must_not_exist: absent). Produces no change-feed event.
+  WriteBatch& expect(std::string_view collection, std::string_view key, std::uint64_t expected_version);
 
   std::span<const Operation> operations() const noexcept { return operations_; }
   bool empty() const noexcept { return operations_.empty(); }

@@ -68,6 +68,8 @@ class MemoryBackend final : public StorageBackend {
             data_.erase(op.collection);
             events.push_back({ChangeEvent::Kind::erase_all, op.collection, {}, 0});
             break;
+          case WriteBatch::Kind::expect:
+            break;
         }
       }
     }

@@ -47,6 +47,8 @@ Result<std::vector<std::uint64_t>> check_batch(const WriteBatch& batch, const Ve
     if (op.kind == WriteBatch::Kind::put) {
       overlay[slot] = op.expected_version + 1;
       versions.push_back(op.expected_version + 1);
+    } else if (op.kind == WriteBatch::Kind::expect) {
+      versions.push_back(0);
     } else {
       overlay[slot] = std::nullopt;
       versions.push_back(0);

@@ -20,7 +20,8 @@ using VersionLookup =
 // Walks the batch in order, tracking the versions its own operations produce,
 // and returns `conflict` (or `invalid_argument` for an empty collection or
 // key) at the first operation whose expectation fails. On success, returns
-// the version each operation leaves its key at (0 for erases and erase_all).
+// the version each operation leaves its key at (0 for erases, erase_all and
+// expect).
 Result<std::vector<std::uint64_t>> check_batch(const WriteBatch& batch, const VersionLookup& lookup);
 
 }  // namespace keyfolio::detail

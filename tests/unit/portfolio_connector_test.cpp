@@ -488,3 +488,38 @@ TEST_CASE("value refuses prices that are not finite, and reports the time of the
   prices.set("BTC", 2);
   CHECK(connector.value(r.portfolio_id, prices).value().as_of == first.taken);
 }
+
+namespace {
+
+// Removes `victim` from the store just before the first batch that writes a
+// portfolio: another process deleting the account connect is linking.
+class RemovingBackend : public keyfolio::StorageBackendWrapper {
+ public:
+  using StorageBackendWrapper::StorageBackendWrapper;
+  std::string victim;
+  keyfolio::Result<void> write(const keyfolio::WriteBatch& batch) override {
+    const bool portfolio = std::any_of(batch.operations().begin(), batch.operations().end(),
+                                       [](const auto& op) { return op.collection == "portfolios"; });
+    if (portfolio && !victim.empty()) {
+      auto current = StorageBackendWrapper::get("accounts", victim).value();
+      if (current) (void)StorageBackendWrapper::write(keyfolio::WriteBatch().erase("accounts", victim, current->version));
+      victim.clear();
+    }
+    return StorageBackendWrapper::write(batch);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a portfolio never lands linked to an account removed while connecting") {
+  auto removing = std::make_shared<RemovingBackend>(keyfolio::make_memory_backend());
+  auto accounts = AccountManager::open(removing, raw('k')).value();
+  accounts.upsert("BINANCE/main", fields({{"apiKey", "k"}, {"secret", "s"}})).value();
+  PortfolioConnector connector(accounts);
+  removing->victim = "binance/main";
+  auto r = connector.connect(binance("k", "s")).value();
+  CHECK(r.status == ConnectResult::Status::connected);
+  CHECK(r.account.spelling() != "BINANCE/main");
+  CHECK(connector.get(r.portfolio_id).value().owns_account);
+  CHECK(accounts.get(r.account).has_value());
+}

@@ -186,6 +186,25 @@ inline void check_storage_backend(const StorageConformance& suite) {
     CHECK(b->get("c", "gone")->value().value == "back");
   }
 
+  SECTION("expect checks a version without writing, and a failed expect fails the whole batch") {
+    REQUIRE(b->write(WriteBatch().put("c", "k", "v1", must_not_exist)).has_value());
+    REQUIRE(b->write(WriteBatch().expect("c", "k", 1).expect("c", "absent", must_not_exist).put("c", "other", "o",
+                                                                                               must_not_exist))
+                .has_value());
+    CHECK(b->get("c", "k")->value().version == 1);
+    CHECK(b->get("c", "k")->value().value == "v1");
+    CHECK_FALSE(b->get("c", "absent")->has_value());
+    CHECK(b->get("c", "other")->value().version == 1);
+    for (const std::uint64_t wrong : {std::uint64_t{0}, std::uint64_t{2}}) {
+      auto r = b->write(WriteBatch().put("c", "other", "changed", 1).expect("c", "k", wrong));
+      REQUIRE_FALSE(r.has_value());
+      CHECK(r.error().code() == errc::conflict);
+    }
+    auto absent = b->write(WriteBatch().put("c", "other", "changed", 1).expect("c", "absent", 1));
+    REQUIRE_FALSE(absent.has_value());
+    CHECK(b->get("c", "other")->value().value == "o");
+  }
+
   SECTION("an empty batch succeeds and changes nothing") {
     REQUIRE(b->write(WriteBatch()).has_value());
     CHECK(b->scan("c")->empty());
