@@ -12,11 +12,7 @@ using detail::quote;
 // Input as messages show it: whole when short, else its first characters and
 // length, because a long "id" that fails to parse may be a secret pasted into
 // the wrong field.
-std::string shown(std::string_view text) {
-  constexpr std::size_t shown_whole = 24;
-  if (text.size() <= shown_whole) return quote(text);
-  return quote(text.substr(0, 3)) + "... (" + std::to_string(text.size()) + " bytes)";
-}
+std::string shown(std::string_view text) { return detail::quote_abbreviated(text, 24); }
 
 Error bad(std::string_view text, const std::string& why) {
   return Error(errc::invalid_exchange_id, "invalid account id " + shown(text) + ": " + why);

@@ -14,9 +14,8 @@ Error invalid_field(const std::string& message) { return Error(errc::validation_
 // wrong place, so beyond a short field-name length only its first characters
 // and its length are shown.
 std::string shown_name(std::string_view name, const ExchangeCatalog& catalog) {
-  constexpr std::size_t shown_whole = 20;
-  if (catalog.find_field(name) != nullptr || name.size() <= shown_whole) return detail::quote(name);
-  return detail::quote(name.substr(0, 3)) + "... (" + std::to_string(name.size()) + " bytes)";
+  if (catalog.find_field(name) != nullptr) return detail::quote(name);
+  return detail::quote_abbreviated(name, 20);
 }
 
 std::string join(const std::vector<std::string>& items) {

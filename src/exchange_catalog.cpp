@@ -279,11 +279,7 @@ Result<boost::json::value> parse_document(std::string_view json) {
     }
   }
   if (ec) {
-    const auto line_start = json.substr(0, offset).rfind('\n');
-    const std::size_t line = 1 + static_cast<std::size_t>(std::count(json.begin(), json.begin() + offset, '\n'));
-    const std::size_t column = offset - (line_start == std::string_view::npos ? 0 : line_start + 1) + 1;
-    return invalid("exchange catalog JSON is malformed at line " + std::to_string(line) + ", column " +
-                   std::to_string(column) + ": " + ec.message());
+    return invalid("exchange catalog JSON is malformed at " + detail::place_of(json, offset) + ": " + ec.message());
   }
   return parser.release();
 }

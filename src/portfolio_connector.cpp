@@ -116,16 +116,25 @@ struct PortfolioConnector::Access::Store {
     return std::string(plain->view());
   }
 
-  Result<StoredPortfolio> decode_portfolio(const Record& record) const {
-    auto text = open_text(portfolios_collection, record, "portfolio");
+  static Error unparsable(std::string_view what, const Record& record) {
+    return Error(errc::corrupt_data, "the stored " + std::string(what) + " " + detail::quote(record.key) +
+                                         " does not parse");
+  }
+
+  // A stored record that holds a JSON object.
+  Result<json::object> open_object(std::string_view collection, const Record& record, std::string_view what) const {
+    auto text = open_text(collection, record, what);
     if (!text) return text.error();
-    const auto corrupt = [&] {
-      return Error(errc::corrupt_data, "the stored portfolio " + detail::quote(record.key) + " does not parse");
-    };
     boost::system::error_code ec;
     auto v = json::parse(*text, ec);
-    const json::object* o = ec ? nullptr : v.if_object();
-    if (o == nullptr) return corrupt();
+    if (ec || !v.is_object()) return unparsable(what, record);
+    return std::move(v.get_object());
+  }
+
+  Result<StoredPortfolio> decode_portfolio(const Record& record) const {
+    auto o = open_object(portfolios_collection, record, "portfolio");
+    if (!o) return o.error();
+    const auto corrupt = [&] { return unparsable("portfolio", record); };
     const auto* name = o->if_contains("name");
     const auto* account = o->if_contains("account");
     const auto* owns = o->if_contains("owns");
@@ -146,15 +155,9 @@ struct PortfolioConnector::Access::Store {
   }
 
   Result<Snapshot> decode_snapshot(const Record& record) const {
-    auto text = open_text(snapshots_collection, record, "snapshot");
-    if (!text) return text.error();
-    const auto corrupt = [&] {
-      return Error(errc::corrupt_data, "the stored snapshot " + detail::quote(record.key) + " does not parse");
-    };
-    boost::system::error_code ec;
-    auto v = json::parse(*text, ec);
-    const json::object* o = ec ? nullptr : v.if_object();
-    if (o == nullptr) return corrupt();
+    auto o = open_object(snapshots_collection, record, "snapshot");
+    if (!o) return o.error();
+    const auto corrupt = [&] { return unparsable("snapshot", record); };
     const auto* taken = o->if_contains("taken");
     const auto* holdings = o->if_contains("holdings");
     if (!taken || !taken->is_int64() || !holdings || !holdings->is_array()) return corrupt();

@@ -119,4 +119,18 @@ std::size_t edit_distance(std::string_view a, std::string_view b, std::size_t ca
   return std::min(row[b.size()], cap + 1);
 }
 
+std::string quote_abbreviated(std::string_view text, std::size_t whole) {
+  if (text.size() <= whole) return quote(text);
+  return quote(text.substr(0, 3)) + "... (" + std::to_string(text.size()) + " bytes)";
+}
+
+std::string place_of(std::string_view text, std::size_t offset) {
+  offset = std::min(offset, text.size());
+  const auto before = text.substr(0, offset);
+  const std::size_t line = 1 + static_cast<std::size_t>(std::count(before.begin(), before.end(), '\n'));
+  const auto line_start = before.rfind('\n');
+  const std::size_t column = offset - (line_start == std::string_view::npos ? 0 : line_start + 1) + 1;
+  return "line " + std::to_string(line) + ", column " + std::to_string(column);
+}
+
 }  // namespace keyfolio::detail

@@ -41,6 +41,14 @@ bool is_unicode_space_or_invisible(char32_t cp) noexcept;
 // `max_bytes` input bytes with "..." appended. Only for non-secret text.
 std::string quote(std::string_view text, std::size_t max_bytes = 80);
 
+// `text` quoted whole when it is at most `whole` bytes, else its first three
+// bytes and its length: for input that may be a secret pasted into the wrong
+// place.
+std::string quote_abbreviated(std::string_view text, std::size_t whole);
+
+// "line L, column C" of byte `offset` in `text`.
+std::string place_of(std::string_view text, std::size_t offset);
+
 // Levenshtein distance, case-insensitive, capped at `cap` + 1.
 std::size_t edit_distance(std::string_view a, std::string_view b, std::size_t cap);
 

@@ -96,20 +96,7 @@ boost::json::storage_ptr wiping_storage() {
   return boost::json::storage_ptr(&resource);
 }
 
-std::string place_of(std::string_view text, std::size_t offset) {
-  offset = std::min(offset, text.size());
-  const auto before = text.substr(0, offset);
-  const std::size_t line = 1 + static_cast<std::size_t>(std::count(before.begin(), before.end(), '\n'));
-  const auto line_start = before.rfind('\n');
-  const std::size_t column = offset - (line_start == std::string_view::npos ? 0 : line_start + 1) + 1;
-  return "line " + std::to_string(line) + ", column " + std::to_string(column);
-}
-
-std::string shown_name(std::string_view name) {
-  constexpr std::size_t shown_whole = 20;
-  if (name.size() <= shown_whole) return quote(name);
-  return quote(name.substr(0, 3)) + "... (" + std::to_string(name.size()) + " bytes)";
-}
+std::string shown_name(std::string_view name) { return quote_abbreviated(name, 20); }
 
 std::string_view kind_of(const boost::json::value& v) noexcept {
   switch (v.kind()) {

@@ -28,9 +28,6 @@ boost::json::storage_ptr wiping_storage();
 Result<boost::json::value> parse_json(std::string_view text, std::string_view what, const JsonLimits& limits,
                                       boost::json::storage_ptr storage);
 
-// "line L, column C" of byte `offset` in `text`.
-std::string place_of(std::string_view text, std::size_t offset);
-
 // A JSON member or field name as messages show it: whole when short, else
 // its first characters and length (a long "name" may be a misplaced value).
 std::string shown_name(std::string_view name);
