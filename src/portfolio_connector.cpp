@@ -505,12 +505,18 @@ Result<Snapshot> PortfolioConnector::sync(std::string_view portfolio_id, Balance
     auto existing = store.snapshot_records(p->portfolio.id);
     if (!existing) return existing.error();
     Snapshot snapshot{observed, *balances};
+    // Snapshots are kept per millisecond. One of the same millisecond is
+    // replaced (this answer is at least as recent); one asked for later
+    // means this answer is stale, and that one stays.
+    std::uint64_t replaced = must_not_exist;
     if (!existing->empty()) {
       auto last = store.decode_snapshot(existing->back());
       if (!last) return last.error();
-      // A sync that asked at the same moment or later already stored its
-      // answer: keep that one.
-      if (last->taken >= observed) return std::move(*last);
+      if (last->taken > observed) return std::move(*last);
+      if (last->taken == observed) {
+        replaced = existing->back().version;
+        existing->pop_back();
+      }
     }
     const std::string key = snapshot_key(p->portfolio.id, snapshot.taken);
     WriteBatch batch;
@@ -518,7 +524,8 @@ Result<Snapshot> PortfolioConnector::sync(std::string_view portfolio_id, Balance
     batch.put(portfolios_collection, p->portfolio.id,
               store.seal(portfolios_collection, p->portfolio.id, p->portfolio.version + 1, encode(*p)),
               p->portfolio.version);
-    batch.put(snapshots_collection, key, store.seal(snapshots_collection, key, 1, encode(snapshot)), must_not_exist);
+    batch.put(snapshots_collection, key, store.seal(snapshots_collection, key, replaced + 1, encode(snapshot)),
+              replaced);
     const std::size_t keep = options_.max_snapshots - 1;
     for (std::size_t i = 0; existing->size() > keep && i < existing->size() - keep; ++i) {
       batch.erase(snapshots_collection, (*existing)[i].key, (*existing)[i].version);

@@ -126,8 +126,10 @@ class KEYFOLIO_EXPORT PortfolioConnector {
   std::vector<SupportedExchange> supported_exchanges() const;
 
   // Fetches balances for the portfolio's account and stores them as a new
-  // snapshot, stamped when the source was asked; when a concurrent sync asked
-  // at the same moment or later, its snapshot is kept and returned instead. `not_found` when the portfolio or its account is gone; the
+  // snapshot, stamped (to the millisecond) when the source was asked. A
+  // snapshot of the same millisecond is replaced by this one; when a
+  // concurrent sync asked later, its snapshot is kept and returned instead.
+  // `not_found` when the portfolio or its account is gone; the
   // source's error as it is; `invalid_argument` when the source returns an
   // empty or repeated asset name or an amount that is not finite.
   Result<Snapshot> sync(std::string_view portfolio_id, BalanceSource& source);

@@ -66,7 +66,7 @@ TEST_CASE("memory backend: later operations of a batch see the earlier ones") {
   CHECK(b->get("c", "k").value()->value == "3");
 }
 
-TEST_CASE("memory backend: scans are ordered and filter by prefix; erase_all empties one collection") {
+TEST_CASE("memory backend: scans are ordered and filter by prefix, and erase_all empties one collection") {
   auto b = keyfolio::make_memory_backend();
   WriteBatch batch;
   for (const std::string& k : std::vector<std::string>{"b/2", "a", "b/1", "c", std::string("b\0x", 3)}) {

@@ -335,7 +335,7 @@ TEST_CASE("concurrent connects of one exchange account from many threads make on
   CHECK(f.accounts.size() == 1);
 }
 
-TEST_CASE("rename changes the name; bad names and unknown ids are refused") {
+TEST_CASE("rename changes the name, and bad names and unknown ids are refused") {
   Fixture f;
   PortfolioConnector connector(f.accounts);
   auto r = connector.connect(binance("k", "s")).value();
@@ -352,7 +352,7 @@ TEST_CASE("rename changes the name; bad names and unknown ids are refused") {
   CHECK(same(f.stored(), before));
 }
 
-TEST_CASE("sync keeps snapshots of holdings; coins and value price the latest, reporting unpriced assets") {
+TEST_CASE("sync keeps snapshots of holdings, and coins and value price the latest, reporting unpriced assets") {
   Fixture f;
   PortfolioConnector connector(f.accounts, {.max_snapshots = 3});
   auto r = connector.connect(binance("k", "s")).value();
@@ -380,8 +380,10 @@ TEST_CASE("sync keeps snapshots of holdings; coins and value price the latest, r
   CHECK(value.unpriced == std::vector<std::string>{"OBSCURE"});
   CHECK(value.as_of == snapshot.taken);
 
-  // A bounded history, oldest first.
+  // A bounded history, oldest first. Snapshots are kept per millisecond:
+  // the pause makes each sync its own.
   for (int i = 1; i <= 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
     balances.set("binance", {{"BTC", 0.5 + i}});
     connector.sync(r.portfolio_id, balances).value();
   }
@@ -522,4 +524,27 @@ TEST_CASE("a portfolio never lands linked to an account removed while connecting
   CHECK(r.account.spelling() != "BINANCE/main");
   CHECK(connector.get(r.portfolio_id).value().owns_account);
   CHECK(accounts.get(r.account).has_value());
+}
+
+TEST_CASE("a sync in the same millisecond as the last snapshot replaces it with the newer holdings") {
+  // In memory, two syncs fit in one millisecond.
+  auto accounts = AccountManager::open(keyfolio::make_memory_backend(), raw('k')).value();
+  PortfolioConnector connector(accounts);
+  auto r = connector.connect(binance("k", "s")).value();
+  keyfolio::testing::StaticBalanceSource balances;
+  bool same_millisecond = false;
+  for (int attempt = 0; attempt < 1000 && !same_millisecond; ++attempt) {
+    balances.set("binance", {{"BTC", 1.0}});
+    const auto first = connector.sync(r.portfolio_id, balances).value();
+    balances.set("binance", {{"BTC", 2.0}});
+    const auto second = connector.sync(r.portfolio_id, balances).value();
+    same_millisecond = first.taken == second.taken;
+    if (!same_millisecond) continue;
+    auto history = connector.snapshots(r.portfolio_id).value();
+    REQUIRE_FALSE(history.empty());
+    CHECK(history.back().taken == second.taken);
+    CHECK(history.back().holdings[0].amount == 2.0);
+    CHECK(std::count_if(history.begin(), history.end(), [&](const auto& s) { return s.taken == second.taken; }) == 1);
+  }
+  CHECK(same_millisecond);
 }
