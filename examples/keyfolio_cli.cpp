@@ -1,6 +1,7 @@
 // keyfolio: the command-line tool for operators of a trading host — add,
-// list, show and remove exchange accounts in a keyfolio store without writing
-// code. Run `keyfolio --help` for the commands.
+// rotate and remove exchange accounts, connect them as portfolios, change the
+// passphrase, and import or export accounts in a keyfolio store without
+// writing code. Run `keyfolio --help` for the commands.
 //
 // Secrets never come from the command line (other users can read a process's
 // arguments): each secret field is read from a no-echo prompt on a terminal,
@@ -8,13 +9,23 @@
 // 1 other errors, 2 usage, 3 not found, 4 validation, 5 wrong passphrase.
 #include <keyfolio/keyfolio.hpp>
 
+#include <sodium.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <string>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 #include <vector>
@@ -42,10 +53,20 @@ commands:
                             remove accounts
   exchanges [EXCHANGE] [--json]
                             what each exchange needs
+  connect EXCHANGE --field KEY... [--name NAME] [--json]
+                            connect an exchange account as a portfolio
+  portfolios [--json]       list portfolios
+  disconnect PORTFOLIO [--keep-account]
+                            remove a portfolio (by id or name)
+  passwd                    change the store's passphrase
+  export FILE [--plaintext] [--force]
+                            write every account to an encrypted bundle
+  import FILE               add or update the accounts of a bundle or EMS JSON file
 
 The store is --store PATH, else $KEYFOLIO_STORE, else $XDG_DATA_HOME/keyfolio/keyfolio.db.
 The passphrase comes from --passphrase-fd N, else the file named by
 $KEYFOLIO_PASSPHRASE_FILE, else a prompt on the terminal.
+Exit codes: 2 usage, 3 not found, 4 validation, 5 wrong passphrase, 1 other.
 Run `keyfolio COMMAND --help` for a command's options.
 )";
 
@@ -69,6 +90,33 @@ constexpr Command commands[] = {
            "--all asks for confirmation on a terminal; elsewhere it needs --yes.\n"},
     {"exchanges", "usage: keyfolio exchanges [EXCHANGE] [--json]\n\nLists the exchanges and the fields each needs. "
                   "--json prints the CoinStats exchange/support array.\n"},
+    {"connect",
+     "usage: keyfolio connect EXCHANGE --field KEY [--field KEY ...] [--name NAME] [--json]\n\n"
+     "Connects an exchange account as a portfolio and prints its id and `connected`, or `existing`\n"
+     "when that account (the same API key) is already connected. Fields are read as for `add`.\n"
+     "--json prints the CoinStats connect response.\n"},
+    {"portfolios", "usage: keyfolio portfolios [--json]\n\nLists portfolios. --json prints the CoinStats "
+                   "portfolio list.\n"},
+    {"disconnect",
+     "usage: keyfolio disconnect PORTFOLIO [--keep-account]\n\n"
+     "Removes the portfolio (given by id, or by name when one portfolio has it) and its snapshots,\n"
+     "and the account `connect` stored for it unless --keep-account. Accounts added before stay.\n"},
+    {"passwd",
+     "usage: keyfolio passwd [--new-passphrase-fd N]\n\n"
+     "Changes the store's passphrase. The new one comes from --new-passphrase-fd N, else the file\n"
+     "named by $KEYFOLIO_NEW_PASSPHRASE_FILE, else a prompt (asked twice).\n"},
+    {"export",
+     "usage: keyfolio export FILE [--plaintext] [--force] [--bundle-passphrase-fd N]\n\n"
+     "Writes every account to FILE (- for standard output) as an encrypted keyfolio bundle, sealed\n"
+     "with a bundle passphrase from --bundle-passphrase-fd N, else the file named by\n"
+     "$KEYFOLIO_BUNDLE_PASSPHRASE_FILE, else a prompt (asked twice). --plaintext writes the CoinAPI\n"
+     "EMS accounts array with secret values in clear instead. FILE is created readable by its owner\n"
+     "only; an existing FILE is replaced only with --force.\n"},
+    {"import",
+     "usage: keyfolio import FILE [--bundle-passphrase-fd N]\n\n"
+     "Adds or updates the accounts in FILE (- for standard input): a keyfolio bundle (the bundle\n"
+     "passphrase is read as for export) or a CoinAPI EMS accounts array. All or nothing: one bad\n"
+     "entry rejects the whole file, naming the entry and the reason.\n"},
 };
 
 struct Usage {
@@ -131,9 +179,10 @@ std::optional<keyfolio::SecretString> line_from_fd(int fd) {
   std::string line;
   char c = 0;
   while (::read(fd, &c, 1) == 1 && c != '\n') line.push_back(c);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
   if (line.empty()) return std::nullopt;
   keyfolio::SecretString value(line);
-  std::fill(line.begin(), line.end(), '\0');
+  sodium_memzero(line.data(), line.size());
   return value;
 }
 
@@ -158,26 +207,51 @@ fs::path store_path(const Options& o) {
   return data / "keyfolio" / "keyfolio.db";
 }
 
-keyfolio::Result<keyfolio::SecretString> passphrase(const Options& o) {
-  if (o.passphrase_fd) {
-    if (auto p = line_from_fd(*o.passphrase_fd)) return std::move(*p);
-    return keyfolio::Error(keyfolio::errc::invalid_argument, "no passphrase could be read from file descriptor " +
-                                                                 std::to_string(*o.passphrase_fd));
+// Where a passphrase comes from: a file descriptor given by an option, else
+// a file named by an environment variable, else a no-echo prompt.
+struct PassphraseSource {
+  std::string what;       // "passphrase", "new passphrase", ...
+  std::string fd_option;  // "--passphrase-fd"
+  std::optional<int> fd;
+  const char* file_variable;  // "KEYFOLIO_PASSPHRASE_FILE"
+  bool confirm = false;       // on a prompt, ask twice
+};
+
+keyfolio::Error invalid(std::string message) {
+  return keyfolio::Error(keyfolio::errc::invalid_argument, std::move(message));
+}
+
+keyfolio::Result<keyfolio::SecretString> read_passphrase(const PassphraseSource& source) {
+  if (source.fd) {
+    if (auto p = line_from_fd(*source.fd)) return std::move(*p);
+    return invalid("no " + source.what + " could be read from file descriptor " + std::to_string(*source.fd) +
+                   " (" + source.fd_option + ")");
   }
-  if (const char* file = std::getenv("KEYFOLIO_PASSPHRASE_FILE"); file != nullptr && *file != '\0') {
-    std::ifstream in(file);
-    std::string line;
-    if (!in || !std::getline(in, line) || line.empty()) {
-      return keyfolio::Error(keyfolio::errc::invalid_argument,
-                             "KEYFOLIO_PASSPHRASE_FILE names a file without a passphrase on its first line");
-    }
-    keyfolio::SecretString value(line);
-    std::fill(line.begin(), line.end(), '\0');
-    return value;
+  if (const char* file = std::getenv(source.file_variable); file != nullptr && *file != '\0') {
+    const int fd = ::open(file, O_RDONLY | O_CLOEXEC);
+    std::optional<keyfolio::SecretString> p = fd >= 0 ? line_from_fd(fd) : std::nullopt;
+    if (fd >= 0) ::close(fd);
+    if (p) return std::move(*p);
+    return invalid(std::string(source.file_variable) + " names a file without a " + source.what +
+                   " on its first line");
   }
-  if (auto p = prompt_secret("Passphrase: ")) return std::move(*p);
-  return keyfolio::Error(keyfolio::errc::invalid_argument,
-                         "no passphrase: no terminal to ask on; use --passphrase-fd N or KEYFOLIO_PASSPHRASE_FILE");
+  std::string prompt = source.what + ": ";
+  prompt[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(prompt[0])));
+  auto first = prompt_secret(prompt);
+  if (!first) {
+    return invalid("no " + source.what + ": no terminal to ask on; use " + source.fd_option + " N or " +
+                   source.file_variable);
+  }
+  if (first->empty()) return invalid("the " + source.what + " is empty");
+  if (source.confirm) {
+    auto again = prompt_secret("Again: ");
+    if (!again || !(*again == *first)) return invalid("the two " + source.what + "s differ; nothing was changed");
+  }
+  return std::move(*first);
+}
+
+keyfolio::Result<keyfolio::SecretString> store_passphrase(const Options& o, bool confirm) {
+  return read_passphrase({"passphrase", "--passphrase-fd", o.passphrase_fd, "KEYFOLIO_PASSPHRASE_FILE", confirm});
 }
 
 keyfolio::Result<keyfolio::AccountManager> open_store(const Options& o, bool create) {
@@ -188,6 +262,14 @@ keyfolio::Result<keyfolio::AccountManager> open_store(const Options& o, bool cre
       fs::permissions(path.parent_path(), fs::perms::owner_all, ec);
     }
   }
+  const bool is_new = create && !fs::exists(path);
+  if (!create && !fs::exists(path)) {
+    return keyfolio::Error(keyfolio::errc::not_found, "no store at " + path.string() + "; create one with `keyfolio init`");
+  }
+  // A new store's passphrase is asked twice on a terminal, and before the
+  // file exists, so that a failed init leaves nothing behind.
+  auto secret = store_passphrase(o, is_new);
+  if (!secret) return secret.error();
   keyfolio::SqliteOptions options;
   options.create = create;
   auto backend = keyfolio::make_sqlite_backend(path, options);
@@ -198,9 +280,13 @@ keyfolio::Result<keyfolio::AccountManager> open_store(const Options& o, bool cre
     }
     return backend.error();
   }
-  auto secret = passphrase(o);
-  if (!secret) return secret.error();
-  return keyfolio::AccountManager::open(*backend, keyfolio::KeySource::passphrase(std::move(*secret)));
+  auto manager = keyfolio::AccountManager::open(*backend, keyfolio::KeySource::passphrase(std::move(*secret)));
+  if (!manager && is_new) {
+    backend->reset();
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix, ec);
+  }
+  return manager;
 }
 
 bool flag(std::vector<std::string>& args, const std::string& name) {
@@ -226,6 +312,14 @@ bool confirm(const std::string& question) {
   return c == 'y' || c == 'Y';
 }
 
+// Why `name` is not an exchange of `catalog`, with a suggestion when one is close.
+keyfolio::Error unknown_exchange(const std::string& name, const keyfolio::ExchangeCatalog& catalog) {
+  auto parsed = keyfolio::AccountId::parse(name, catalog);
+  if (!parsed) return parsed.error();
+  return keyfolio::Error(keyfolio::errc::invalid_exchange_id,
+                         "expected an exchange such as BINANCE, not the account id " + parsed->spelling());
+}
+
 int cmd_init(const Options& o, std::vector<std::string> args) {
   reject_options(args);
   if (!args.empty()) throw Usage{"init takes no arguments"};
@@ -236,51 +330,83 @@ int cmd_init(const Options& o, std::vector<std::string> args) {
   return 0;
 }
 
-int cmd_add(const Options& o, std::vector<std::string> args) {
-  std::vector<std::string> fields;
-  std::vector<std::string> rest;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--field") {
-      if (i + 1 >= args.size()) throw Usage{"--field needs a field name"};
-      fields.push_back(args[++i]);
-    } else {
-      rest.push_back(args[i]);
-    }
+// Removes `name VALUE` from `args` and returns VALUE.
+std::optional<std::string> take_value(std::vector<std::string>& args, const std::string& name) {
+  auto it = std::find(args.begin(), args.end(), name);
+  if (it == args.end()) return std::nullopt;
+  if (it + 1 == args.end()) throw Usage{name + " needs a value"};
+  std::string value = *(it + 1);
+  args.erase(it, it + 2);
+  return value;
+}
+
+std::optional<int> take_fd(std::vector<std::string>& args, const std::string& name) {
+  auto value = take_value(args, name);
+  if (!value) return std::nullopt;
+  int fd = -1;
+  const char* end = value->data() + value->size();
+  if (auto [ptr, ec] = std::from_chars(value->data(), end, fd); ec != std::errc() || ptr != end || fd < 0) {
+    throw Usage{name + " needs a file descriptor number"};
   }
-  reject_options(rest);
-  if (rest.size() != 1) throw Usage{"add takes one account id"};
-  if (fields.empty()) throw Usage{"add needs at least one --field"};
-  const auto& catalog = keyfolio::ExchangeCatalog::builtin();
-  // Check the inline values before asking for anything.
+  return fd;
+}
+
+// Splits `--field KEY` / `--field KEY=VALUE` out of `args` and refuses
+// inline values of secret fields before anything is asked for.
+std::vector<std::string> take_fields(std::vector<std::string>& args, const keyfolio::ExchangeCatalog& catalog) {
+  std::vector<std::string> fields;
+  while (auto field = take_value(args, "--field")) fields.push_back(std::move(*field));
   for (const auto& f : fields) {
     const auto eq = f.find('=');
     if (eq == std::string::npos) continue;
-    const keyfolio::CredentialField* known = catalog.find_field(f.substr(0, eq));
+    const std::string name = f.substr(0, eq);
+    const keyfolio::CredentialField* known = catalog.find_field(name);
     if (known == nullptr || known->secret) {
-      throw Usage{"field " + f.substr(0, eq) +
-                  " may not be given on the command line, where other users can read it; "
-                  "give --field " + f.substr(0, eq) + " and enter the value when asked"};
+      throw Usage{"field " + name.substr(0, 64) +
+                  " may not be given on the command line, where other users can read it; give --field " +
+                  name.substr(0, 64) + " and enter the value when asked"};
     }
   }
-  auto manager = open_store(o, false);
-  if (!manager) return fail(manager.error());
+  return fields;
+}
+
+// The values of `fields`: inline ones as given, the others from a no-echo
+// prompt on a terminal or one line each of standard input.
+keyfolio::Result<keyfolio::Credentials> read_fields(const std::vector<std::string>& fields,
+                                                    const keyfolio::ExchangeCatalog& catalog) {
   keyfolio::Credentials credentials;
   const bool interactive = on_terminal(STDIN_FILENO);
   for (const auto& f : fields) {
     const auto eq = f.find('=');
     std::optional<keyfolio::SecretString> value;
-    std::string name = f.substr(0, eq);
+    const std::string name = f.substr(0, eq);
     if (eq != std::string::npos) {
       value = keyfolio::SecretString(std::string_view(f).substr(eq + 1));
     } else {
       value = interactive ? prompt_secret(name + ": ") : stdin_line();
       if (!value) throw Usage{"no value for field " + name + " on standard input"};
     }
-    if (auto added = credentials.add(name, std::move(*value), catalog); !added) return fail(added.error());
+    if (auto added = credentials.add(name, std::move(*value), catalog); !added) return added.error();
   }
-  auto result = manager->upsert(rest[0], std::move(credentials));
+  return credentials;
+}
+
+int cmd_add(const Options& o, std::vector<std::string> args) {
+  const auto& catalog = keyfolio::ExchangeCatalog::builtin();
+  const auto fields = take_fields(args, catalog);
+  reject_options(args);
+  if (args.size() != 1) throw Usage{"add takes one account id"};
+  if (fields.empty()) throw Usage{"add needs at least one --field"};
+  // A bad id is reported before any value is asked for.
+  auto id = keyfolio::AccountId::parse(args[0], catalog);
+  if (!id) return fail(id.error());
+  auto manager = open_store(o, false);
+  if (!manager) return fail(manager.error());
+  auto credentials = read_fields(fields, catalog);
+  if (!credentials) return fail(credentials.error());
+  auto result = manager->upsert(*id, std::move(*credentials));
   if (!result) return fail(result.error());
-  std::cout << (result->created ? "added " : "updated ") << rest[0] << " (version " << result->version << ")\n";
+  std::cout << (result->created ? "added " : "updated ") << args[0] << " (version " << result->version << ")\n";
   return 0;
 }
 
@@ -396,7 +522,7 @@ int cmd_exchanges(const Options&, std::vector<std::string> args) {
     list.push_back(std::move(e));
   }
   if (!args.empty() && list.empty()) {
-    return fail(keyfolio::AccountId::parse(args[0]).error());
+    return fail(unknown_exchange(args[0], catalog));
   }
   if (json) {
     std::cout << keyfolio::wire::coinstats::support_body(list) << '\n';
@@ -407,6 +533,356 @@ int cmd_exchanges(const Options&, std::vector<std::string> args) {
     for (const auto& f : e.fields) std::cout << ' ' << f.key;
     std::cout << '\n';
   }
+  return 0;
+}
+
+int cmd_connect(const Options& o, std::vector<std::string> args) {
+  const auto& catalog = keyfolio::ExchangeCatalog::builtin();
+  const auto fields = take_fields(args, catalog);
+  const auto name = take_value(args, "--name");
+  const bool json = flag(args, "--json");
+  reject_options(args);
+  if (args.size() != 1) throw Usage{"connect takes one exchange"};
+  if (fields.empty()) throw Usage{"connect needs at least one --field"};
+  if (catalog.find(args[0]) == nullptr) return fail(unknown_exchange(args[0], catalog));
+  auto manager = open_store(o, false);
+  if (!manager) return fail(manager.error());
+  auto credentials = read_fields(fields, catalog);
+  if (!credentials) return fail(credentials.error());
+  keyfolio::PortfolioConnector connector(*manager);
+  auto result = connector.connect({args[0], std::move(*credentials), name.value_or("")});
+  if (!result) return fail(result.error());
+  if (json) {
+    std::cout << keyfolio::wire::coinstats::connect_body(*result) << '\n';
+    return 0;
+  }
+  const bool connected = result->status == keyfolio::ConnectResult::Status::connected;
+  std::cout << result->portfolio_id << (connected ? " connected" : " existing") << "  account " << result->account;
+  if (result->credentials_updated) std::cout << "  (credentials updated)";
+  std::cout << '\n';
+  return 0;
+}
+
+int cmd_portfolios(const Options& o, std::vector<std::string> args) {
+  const bool json = flag(args, "--json");
+  reject_options(args);
+  if (!args.empty()) throw Usage{"portfolios takes no arguments"};
+  auto manager = open_store(o, false);
+  if (!manager) return fail(manager.error());
+  keyfolio::PortfolioConnector connector(*manager);
+  auto list = connector.list();
+  if (!list) return fail(list.error());
+  if (json) {
+    std::cout << keyfolio::wire::coinstats::portfolios_body(*list) << '\n';
+    return 0;
+  }
+  for (const auto& p : *list) std::cout << p.id << "  " << p.name << "  account " << p.account << '\n';
+  return 0;
+}
+
+// A portfolio by id, or by name when exactly one portfolio has it.
+keyfolio::Result<keyfolio::Portfolio> find_portfolio(const keyfolio::PortfolioConnector& connector,
+                                                     const std::string& wanted) {
+  auto list = connector.list();
+  if (!list) return list.error();
+  std::vector<const keyfolio::Portfolio*> named;
+  for (const auto& p : *list) {
+    if (p.id == wanted) return p;
+    if (p.name == wanted) named.push_back(&p);
+  }
+  if (named.size() == 1) return *named.front();
+  const std::string shown = wanted.size() <= 64 ? wanted : wanted.substr(0, 61) + "...";
+  if (named.empty()) {
+    return keyfolio::Error(keyfolio::errc::not_found, "no portfolio has the id or name \"" + shown + "\"");
+  }
+  std::string ids;
+  for (const auto* p : named) ids += (ids.empty() ? "" : ", ") + p->id;
+  return keyfolio::Error(keyfolio::errc::invalid_argument,
+                         std::to_string(named.size()) + " portfolios are named \"" + shown + "\" (" + ids +
+                             "); give the id");
+}
+
+int cmd_disconnect(const Options& o, std::vector<std::string> args) {
+  const bool keep = flag(args, "--keep-account");
+  reject_options(args);
+  if (args.size() != 1) throw Usage{"disconnect takes one portfolio id or name"};
+  auto manager = open_store(o, false);
+  if (!manager) return fail(manager.error());
+  keyfolio::PortfolioConnector connector(*manager);
+  auto portfolio = find_portfolio(connector, args[0]);
+  if (!portfolio) return fail(portfolio.error());
+  using Policy = keyfolio::PortfolioConnector::AccountPolicy;
+  if (auto done = connector.disconnect(portfolio->id, keep ? Policy::keep : Policy::remove_if_owned); !done) {
+    return fail(done.error());
+  }
+  std::cout << "disconnected " << portfolio->id << " (" << portfolio->name << ")";
+  if (portfolio->owns_account && !keep) std::cout << " and removed account " << portfolio->account;
+  std::cout << '\n';
+  return 0;
+}
+
+int cmd_passwd(const Options& o, std::vector<std::string> args) {
+  const auto new_fd = take_fd(args, "--new-passphrase-fd");
+  reject_options(args);
+  if (!args.empty()) throw Usage{"passwd takes no arguments"};
+  auto manager = open_store(o, false);
+  if (!manager) return fail(manager.error());
+  auto fresh = read_passphrase({"new passphrase", "--new-passphrase-fd", new_fd, "KEYFOLIO_NEW_PASSPHRASE_FILE", true});
+  if (!fresh) return fail(fresh.error());
+  if (auto changed = manager->change_key(keyfolio::KeySource::passphrase(std::move(*fresh))); !changed) {
+    return fail(changed.error());
+  }
+  std::cout << "passphrase changed\n";
+  return 0;
+}
+
+keyfolio::Result<keyfolio::SecretString> bundle_passphrase(std::optional<int> fd, bool confirm) {
+  return read_passphrase({"bundle passphrase", "--bundle-passphrase-fd", fd, "KEYFOLIO_BUNDLE_PASSPHRASE_FILE",
+                          confirm});
+}
+
+keyfolio::Error io_error(const std::string& what, const std::string& path) {
+  return keyfolio::Error(keyfolio::errc::storage_error, "could not " + what + " " + path + ": " + std::strerror(errno));
+}
+
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+// Writes `pieces` to `path` (or standard output for "-"): through a private
+// temporary file beside it, renamed into place once complete, so that a
+// failed export never leaves a partial file or replaces a good one.
+keyfolio::Result<void> write_file(const std::string& path, const std::vector<std::string_view>& pieces, bool replace) {
+  if (path == "-") {
+    for (auto piece : pieces) {
+      if (!write_all(STDOUT_FILENO, piece)) return io_error("write to", "standard output");
+    }
+    return {};
+  }
+  if (!replace && fs::exists(path)) {
+    return keyfolio::Error(keyfolio::errc::conflict, path + " exists; give --force to replace it");
+  }
+  const fs::path target(path);
+  std::string temp = (target.parent_path().empty() ? fs::path(".") : target.parent_path()) /
+                     ("." + target.filename().string() + ".XXXXXX");
+  const int fd = ::mkstemp(temp.data());  // created 0600
+  if (fd < 0) return io_error("create a file in the directory of", path);
+  bool ok = true;
+  for (auto piece : pieces) ok = ok && write_all(fd, piece);
+  ok = ok && ::fsync(fd) == 0;
+  const int saved = errno;
+  ::close(fd);
+  if (!ok) {
+    ::unlink(temp.c_str());
+    errno = saved;
+    return io_error("write", path);
+  }
+  // Without --force, link() refuses to replace a file that appeared meanwhile.
+  const int placed = replace ? ::rename(temp.c_str(), path.c_str()) : ::link(temp.c_str(), path.c_str());
+  const int place_errno = errno;
+  if (!replace || placed != 0) ::unlink(temp.c_str());
+  if (placed != 0) {
+    errno = place_errno;
+    if (errno == EEXIST) return keyfolio::Error(keyfolio::errc::conflict, path + " exists; give --force to replace it");
+    return io_error("write", path);
+  }
+  return {};
+}
+
+// Accounts per bundle part: each part is one EMS array in a SecretString.
+constexpr std::size_t accounts_per_part = 5000;
+
+int cmd_export(const Options& o, std::vector<std::string> args) {
+  const bool plaintext = flag(args, "--plaintext");
+  const bool force = flag(args, "--force");
+  const auto bundle_fd = take_fd(args, "--bundle-passphrase-fd");
+  reject_options(args);
+  if (args.size() != 1) throw Usage{"export takes one file (- for standard output)"};
+  if (plaintext && bundle_fd) throw Usage{"--plaintext writes no bundle; --bundle-passphrase-fd does not apply"};
+  if (!force && args[0] != "-" && fs::exists(args[0])) {
+    return fail(keyfolio::Error(keyfolio::errc::conflict, args[0] + " exists; give --force to replace it"));
+  }
+  auto manager = open_store(o, false);
+  if (!manager) return fail(manager.error());
+  const auto summaries = manager->list();
+  std::vector<keyfolio::SecretString> parts;
+  for (std::size_t first = 0; first < summaries.size(); first += accounts_per_part) {
+    std::vector<std::string> ids;
+    for (std::size_t i = first; i < std::min(summaries.size(), first + accounts_per_part); ++i) {
+      ids.push_back(summaries[i].id.spelling());
+    }
+    const std::vector<std::string_view> filter(ids.begin(), ids.end());
+    auto part = keyfolio::wire::coinapi_ems::revealed_accounts_body(*manager, filter);
+    if (!part) return fail(part.error());
+    parts.push_back(std::move(*part));
+  }
+  if (plaintext) {
+    // One array: the parts' arrays joined.
+    std::vector<std::string_view> pieces{"["};
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      std::string_view inner = parts[i].reveal();
+      inner.remove_prefix(1);
+      inner.remove_suffix(1);
+      if (inner.empty()) continue;
+      if (pieces.size() > 1) pieces.push_back(",");
+      pieces.push_back(inner);
+    }
+    pieces.push_back("]\n");
+    if (auto written = write_file(args[0], pieces, force); !written) return fail(written.error());
+  } else {
+    auto secret = bundle_passphrase(bundle_fd, true);
+    if (!secret) return fail(secret.error());
+    auto bundle = keyfolio::seal_bundle(parts, keyfolio::KeySource::passphrase(std::move(*secret)));
+    if (!bundle) return fail(bundle.error());
+    if (auto written = write_file(args[0], {*bundle, "\n"}, force); !written) return fail(written.error());
+  }
+  std::ostream& status = args[0] == "-" ? std::cerr : std::cout;
+  status << "exported " << summaries.size() << (summaries.size() == 1 ? " account" : " accounts");
+  if (args[0] != "-") status << " to " << args[0];
+  status << (plaintext ? " in plain text: anyone who can read it has the secrets\n" : " (encrypted bundle)\n");
+  return 0;
+}
+
+// A progress bar on standard error, drawn only when it is a terminal.
+class ProgressBar {
+ public:
+  ProgressBar(std::string label, std::size_t threshold)
+      : label_(std::move(label)), threshold_(threshold), shown_(on_terminal(STDERR_FILENO)) {}
+  ~ProgressBar() { finish(); }
+
+  void update(std::size_t done, std::size_t total, std::string_view note = {}) {
+    if (!shown_ || total < threshold_) return;
+    constexpr std::size_t width = 30;
+    const std::size_t filled = total == 0 ? width : done * width / total;
+    std::string line = "\r" + label_ + " [" + std::string(filled, '#') + std::string(width - filled, '-') + "] " +
+                       std::to_string(done) + "/" + std::to_string(total);
+    if (!note.empty()) line += std::string(" ") + std::string(note);
+    std::fputs(line.c_str(), stderr);
+    std::fflush(stderr);
+    drawn_ = true;
+  }
+  void finish() {
+    if (drawn_) std::fputs("\n", stderr);
+    drawn_ = false;
+  }
+
+ private:
+  std::string label_;
+  std::size_t threshold_;
+  bool shown_;
+  bool drawn_ = false;
+};
+
+// Imports of at least this many accounts show a progress bar on a terminal.
+constexpr std::size_t progress_threshold = 1000;
+
+keyfolio::Result<std::string> read_input(const std::string& path) {
+  constexpr std::size_t limit = std::size_t{1} << 30;
+  const int fd = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return keyfolio::Error(keyfolio::errc::not_found, "no file " + path);
+    return io_error("open", path);
+  }
+  std::string text;
+  char buffer[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      if (fd != STDIN_FILENO) ::close(fd);
+      sodium_memzero(text.data(), text.size());
+      return io_error("read", path);
+    }
+    if (n == 0) break;
+    if (text.size() + static_cast<std::size_t>(n) > limit) {
+      if (fd != STDIN_FILENO) ::close(fd);
+      sodium_memzero(text.data(), text.size());
+      return invalid(path + " is larger than 1 GiB; split it");
+    }
+    // Grown by hand so that no copy of a secret is left behind in freed memory.
+    if (text.capacity() < text.size() + static_cast<std::size_t>(n)) {
+      std::string bigger;
+      bigger.reserve(std::max(text.capacity() * 2, text.size() + static_cast<std::size_t>(n)));
+      bigger = text;
+      sodium_memzero(text.data(), text.size());
+      text.swap(bigger);
+    }
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  sodium_memzero(buffer, sizeof buffer);
+  if (fd != STDIN_FILENO) ::close(fd);
+  return text;
+}
+
+// Zeroes a buffer of plaintext secrets when it goes out of scope.
+struct Wiped {
+  std::string& text;
+  ~Wiped() { sodium_memzero(text.data(), text.size()); }
+};
+
+bool empty_array(std::string_view text) {
+  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (!text.empty() && blank(text.front())) text.remove_prefix(1);
+  while (!text.empty() && blank(text.back())) text.remove_suffix(1);
+  if (text.size() < 2 || text.front() != '[' || text.back() != ']') return false;
+  text = text.substr(1, text.size() - 2);
+  return std::all_of(text.begin(), text.end(), blank);
+}
+
+int cmd_import(const Options& o, std::vector<std::string> args) {
+  const auto bundle_fd = take_fd(args, "--bundle-passphrase-fd");
+  reject_options(args);
+  if (args.size() != 1) throw Usage{"import takes one file (- for standard input)"};
+  auto manager = open_store(o, false);
+  if (!manager) return fail(manager.error());
+  auto text = read_input(args[0]);
+  if (!text) return fail(text.error());
+  Wiped wipe{*text};
+  keyfolio::wire::coinapi_ems::Limits limits;
+  limits.max_body_size = std::max<std::size_t>(text->size(), 1);
+  limits.max_accounts = std::numeric_limits<std::size_t>::max();
+  std::vector<keyfolio::AccountUpdate> updates;
+  auto add_part = [&](std::string_view body, const std::string& where) -> keyfolio::Result<void> {
+    if (empty_array(body)) return {};
+    auto parsed = keyfolio::wire::coinapi_ems::parse_accounts(body, manager->catalog(), limits);
+    if (!parsed) return keyfolio::Error(parsed.error().code(), where + parsed.error().message());
+    for (auto& u : *parsed) updates.push_back(std::move(u));
+    return {};
+  };
+  if (keyfolio::is_bundle(*text)) {
+    auto secret = bundle_passphrase(bundle_fd, false);
+    if (!secret) return fail(secret.error());
+    auto parts = keyfolio::open_bundle(*text, keyfolio::KeySource::passphrase(std::move(*secret)));
+    if (!parts) return fail(keyfolio::Error(parts.error().code(), args[0] + ": " + parts.error().message()));
+    for (std::size_t i = 0; i < parts->size(); ++i) {
+      // Each part numbers its accounts from 1: say which accounts it holds.
+      const std::string where = args[0] + ": " +
+                                (parts->size() == 1 ? std::string()
+                                                    : "part " + std::to_string(i + 1) + " (accounts from " +
+                                                          std::to_string(updates.size() + 1) + "): ");
+      limits.max_body_size = std::max<std::size_t>((*parts)[i].size(), 1);
+      if (auto added = add_part((*parts)[i].reveal(), where); !added) return fail(added.error());
+    }
+  } else {
+    if (bundle_fd) throw Usage{args[0] + " is not a bundle; --bundle-passphrase-fd does not apply"};
+    if (auto added = add_part(*text, args[0] + ": "); !added) return fail(added.error());
+  }
+  const std::size_t total = updates.size();
+  ProgressBar bar("importing", progress_threshold);
+  auto stored = manager->upsert(std::move(updates), [&](std::size_t done, std::size_t all) {
+    bar.update(done, all, done == all ? "accounts, writing" : "accounts");
+  });
+  bar.finish();
+  if (!stored) return fail(keyfolio::Error(stored.error().code(), args[0] + ": " + stored.error().message()));
+  const auto created = std::count_if(stored->begin(), stored->end(), [](const auto& r) { return r.created; });
+  std::cout << "imported " << total << (total == 1 ? " account" : " accounts") << " (" << created << " added, "
+            << (static_cast<std::ptrdiff_t>(total) - created) << " updated)\n";
   return 0;
 }
 
@@ -456,6 +932,12 @@ int run(int argc, char** argv) {
   if (o.command == "show") return cmd_show(o, o.args);
   if (o.command == "rm") return cmd_rm(o, o.args);
   if (o.command == "exchanges") return cmd_exchanges(o, o.args);
+  if (o.command == "connect") return cmd_connect(o, o.args);
+  if (o.command == "portfolios") return cmd_portfolios(o, o.args);
+  if (o.command == "disconnect") return cmd_disconnect(o, o.args);
+  if (o.command == "passwd") return cmd_passwd(o, o.args);
+  if (o.command == "export") return cmd_export(o, o.args);
+  if (o.command == "import") return cmd_import(o, o.args);
   throw Usage{"unknown command " + o.command};
 }
 

@@ -84,6 +84,12 @@ Result<UpsertResult> AccountManager::upsert(const AccountId& id, Credentials cre
 }
 
 Result<std::vector<UpsertResult>> AccountManager::upsert(std::vector<AccountUpdate> accounts) {
+  return upsert(std::move(accounts), Progress{});
+}
+
+Result<std::vector<UpsertResult>> AccountManager::upsert(std::vector<AccountUpdate> accounts,
+                                                         const Progress& progress) {
+  constexpr std::size_t progress_step = 4096;
   Impl& m = *impl_;
   std::map<std::string, std::size_t> index;  // storage key -> position in `accounts`
   for (std::size_t i = 0; i < accounts.size(); ++i) {
@@ -115,6 +121,7 @@ Result<std::vector<UpsertResult>> AccountManager::upsert(std::vector<AccountUpda
   }
 
   for (int attempt = 0; attempt < m.max_retries; ++attempt) {
+    const bool report = progress && attempt == 0;
     auto current = m.read_current(index);
     if (!current) return current.error();
     const Timestamp updated = now();
@@ -142,7 +149,11 @@ Result<std::vector<UpsertResult>> AccountManager::upsert(std::vector<AccountUpda
       sealed.emplace(key, Sealed{std::string(detail::Vault::nonce_of(value)), prepared[i], fingerprints[i]});
       batch.put(accounts_collection, key, std::move(value), version);
       results[i] = UpsertResult{version == must_not_exist, version + 1};
+      if (report && sealed.size() % progress_step == 0 && sealed.size() < accounts.size()) {
+        progress(sealed.size(), accounts.size());
+      }
     }
+    if (report) progress(accounts.size(), accounts.size());
     auto written = m.backend->write(batch);
     if (!written) {
       if (written.error().code() == errc::conflict) continue;

@@ -96,6 +96,12 @@ class KEYFOLIO_EXPORT AccountManager {
   // is stored or, on any error, none is. Each is validated as above; an id
   // given twice is `validation_failed`. Results are in the order given.
   Result<std::vector<UpsertResult>> upsert(std::vector<AccountUpdate> accounts);
+  // How far a large upsert has come: `done` of `total` accounts validated and
+  // sealed; at (total, total) the single write begins. Called on the calling
+  // thread, every few thousand accounts and at the end; never goes back
+  // (a retried write does not report its second sealing).
+  using Progress = std::function<void(std::size_t done, std::size_t total)>;
+  Result<std::vector<UpsertResult>> upsert(std::vector<AccountUpdate> accounts, const Progress& progress);
 
   // The account, or `not_found`; `corrupt_data` naming it when its stored
   // record does not authenticate.

@@ -6,6 +6,7 @@
 #include <keyfolio/account_manager.hpp>
 #include <keyfolio/backends/memory.hpp>
 #include <keyfolio/backends/sqlite.hpp>
+#include <keyfolio/bundle.hpp>
 #include <keyfolio/credentials.hpp>
 #include <keyfolio/error.hpp>
 #include <keyfolio/exchange_catalog.hpp>

@@ -5,7 +5,13 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <stdlib.h>
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,30 +19,65 @@
 
 namespace {
 
+namespace fs = std::filesystem;
+
 struct Run {
   int status = -1;
   std::string out, err;
 };
 
-// Runs the tool with `args`, `input` on its standard input and no terminal.
-Run keyfolio_cli(const std::vector<std::string>& args, const std::string& input, const std::vector<std::string>& env) {
+struct Launch {
+  std::vector<std::string> args;
+  std::string input;
+  std::vector<std::string> env;
+  std::string cwd;               // empty: this process's
+  bool stderr_on_terminal = false;  // a pseudo-terminal instead of a pipe
+};
+
+void drain(int fd, std::string& to) {
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) to.append(buffer, static_cast<std::size_t>(n));
+  ::close(fd);
+}
+
+// Runs the tool with no controlling terminal (so prompts are unreachable),
+// `input` on its standard input.
+Run keyfolio_cli(const Launch& launch) {
   int in[2], out[2], err[2];
   REQUIRE(::pipe(in) == 0);
   REQUIRE(::pipe(out) == 0);
   REQUIRE(::pipe(err) == 0);
+  int terminal = -1;
+  std::string terminal_name;
+  if (launch.stderr_on_terminal) {
+    terminal = ::posix_openpt(O_RDWR | O_NOCTTY);
+    REQUIRE(terminal >= 0);
+    REQUIRE(::grantpt(terminal) == 0);
+    REQUIRE(::unlockpt(terminal) == 0);
+    terminal_name = ::ptsname(terminal);
+  }
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    ::setsid();  // no controlling terminal: prompts must not be reachable
+    ::setsid();
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
-    ::dup2(err[1], 2);
+    if (terminal >= 0) {
+      const int pts = ::open(terminal_name.c_str(), O_RDWR | O_NOCTTY);
+      if (pts < 0) ::_exit(126);
+      ::dup2(pts, 2);
+      ::close(pts);
+      ::close(terminal);
+    } else {
+      ::dup2(err[1], 2);
+    }
     for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) ::close(fd);
+    if (!launch.cwd.empty() && ::chdir(launch.cwd.c_str()) != 0) ::_exit(126);
     std::vector<char*> argv{const_cast<char*>(KEYFOLIO_CLI)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : launch.args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     std::vector<char*> envp;
-    for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+    for (const auto& e : launch.env) envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
     ::execve(KEYFOLIO_CLI, argv.data(), envp.data());
     ::_exit(127);
@@ -44,38 +85,59 @@ Run keyfolio_cli(const std::vector<std::string>& args, const std::string& input,
   ::close(in[0]);
   ::close(out[1]);
   ::close(err[1]);
-  (void)!::write(in[1], input.data(), input.size());
+  (void)!::write(in[1], launch.input.data(), launch.input.size());
   ::close(in[1]);
   Run r;
-  auto drain = [](int fd, std::string& to) {
-    char buffer[4096];
-    for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) to.append(buffer, static_cast<std::size_t>(n));
-    ::close(fd);
-  };
   drain(out[0], r.out);
   drain(err[0], r.err);
   int status = 0;
   ::waitpid(pid, &status, 0);
+  if (terminal >= 0) {
+    // The child has exited: what it wrote is waiting; reading past it fails
+    // with EIO once no one holds the other end.
+    ::fcntl(terminal, F_SETFL, O_NONBLOCK);
+    drain(terminal, r.err);
+  }
   r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
 
+Run keyfolio_cli(const std::vector<std::string>& args, const std::string& input, const std::vector<std::string>& env) {
+  return keyfolio_cli(Launch{args, input, env, {}, false});
+}
+
 bool mentions(const std::string& text, std::string_view part) { return text.find(part) != std::string::npos; }
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
 
 struct Cli {
   keyfolio::test::TempDir dir;
   std::string passphrase_file = (dir / "passphrase").string();
+  std::string new_passphrase_file = (dir / "new-passphrase").string();
+  std::string bundle_passphrase_file = (dir / "bundle-passphrase").string();
+  std::string store = (dir / "store.db").string();
   Cli() {
-    FILE* f = std::fopen(passphrase_file.c_str(), "w");
-    std::fputs("correct horse battery staple\n", f);
-    std::fclose(f);
+    write_text(passphrase_file, "correct horse battery staple\n");
+    write_text(new_passphrase_file, "a new and longer passphrase\n");
+    write_text(bundle_passphrase_file, "the bundle's own passphrase\n");
   }
   std::vector<std::string> env() const {
-    return {"KEYFOLIO_STORE=" + (dir / "store.db").string(), "KEYFOLIO_PASSPHRASE_FILE=" + passphrase_file,
-            "HOME=" + dir.path().string()};
+    return {"KEYFOLIO_STORE=" + store, "KEYFOLIO_PASSPHRASE_FILE=" + passphrase_file,
+            "KEYFOLIO_NEW_PASSPHRASE_FILE=" + new_passphrase_file,
+            "KEYFOLIO_BUNDLE_PASSPHRASE_FILE=" + bundle_passphrase_file, "HOME=" + dir.path().string()};
   }
+  std::string path(const std::string& name) const { return (dir / name).string(); }
   Run operator()(const std::vector<std::string>& args, const std::string& input = {}) const {
-    return keyfolio_cli(args, input, env());
+    return keyfolio_cli(Launch{args, input, env(), dir.path().string()});
   }
 };
 
@@ -172,4 +234,401 @@ TEST_CASE("keyfolio takes non-secret fields inline, removes all with --yes, and 
     CHECK(help.status == 0);
     CHECK(mentions(help.out, std::string("usage: keyfolio ") + command));
   }
+}
+
+namespace {
+
+bool owner_only(const std::string& path) {
+  return (fs::status(path).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write);
+}
+
+bool is_portfolio_id(std::string_view text) {
+  return text.size() == 32 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+void check_no_canary(const std::vector<Run>& runs) {
+  for (const auto& r : runs) {
+    CHECK_FALSE(mentions(r.out, "CANARY"));
+    CHECK_FALSE(mentions(r.err, "CANARY"));
+  }
+}
+
+// `count` accounts as a CoinAPI EMS array; secrets carry the canary prefix.
+std::string ems_accounts(int count) {
+  std::string body = "[";
+  for (int i = 0; i < count; ++i) {
+    if (i > 0) body += ",";
+    const std::string n = std::to_string(i);
+    body += R"({"exchange_id":"BINANCE/acct)" + n + R"(","parameters":[{"key":"PublicApiKey","value":"key)" + n +
+            R"("},{"key":"PrivateApiKey","value":"CANARY-)" + n + R"("}]})";
+  }
+  return body + "]";
+}
+
+}  // namespace
+
+TEST_CASE("keyfolio connect prints the portfolio id and whether it is new, portfolios lists, disconnect removes") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  auto first = cli({"connect", "kraken", "--field", "apiKey", "--field", "secret", "--name", "Long-term"},
+                   canary_key + "\n" + canary_secret + "\n");
+  REQUIRE(first.status == 0);
+  const std::string id = first.out.substr(0, first.out.find(' '));
+  CHECK(is_portfolio_id(id));
+  CHECK(mentions(first.out, id + " connected  account kraken/"));
+
+  auto again = cli({"connect", "KRAKEN", "--field", "apiKey", "--field", "secret"}, canary_key + "\n" + canary_secret + "\n");
+  REQUIRE(again.status == 0);
+  CHECK(again.out.starts_with(id + " existing"));
+  CHECK_FALSE(mentions(again.out, "credentials updated"));
+  auto rotated = cli({"connect", "KRAKEN", "--field", "apiKey", "--field", "secret", "--json"},
+                     canary_key + "\nCANARY-rotated\n");
+  REQUIRE(rotated.status == 0);
+  const auto body = boost::json::parse(rotated.out).as_object();
+  CHECK(body.at("portfolioId") == id.c_str());
+  CHECK(body.at("status") == "existing");
+  CHECK(body.at("connectionId") == "kraken");
+
+  auto listed = cli({"portfolios"});
+  REQUIRE(listed.status == 0);
+  CHECK(listed.out.starts_with(id + "  Long-term  account kraken/"));
+  auto listed_json = cli({"portfolios", "--json"});
+  REQUIRE(listed_json.status == 0);
+  const auto portfolios = boost::json::parse(listed_json.out).as_array();
+  REQUIRE(portfolios.size() == 1);
+  CHECK(portfolios[0].as_object().at("portfolioId") == id.c_str());
+  CHECK(portfolios[0].as_object().at("name") == "Long-term");
+  CHECK(portfolios[0].as_object().at("connectionId") == "kraken");
+
+  auto gone = cli({"disconnect", "Long-term"});
+  REQUIRE(gone.status == 0);
+  CHECK(mentions(gone.out, "disconnected " + id + " (Long-term) and removed account kraken/"));
+  CHECK(cli({"portfolios"}).out.empty());
+  CHECK(cli({"list"}).out.empty());  // connect stored the account, disconnect removed it
+  check_no_canary({first, again, rotated, listed, listed_json, gone});
+}
+
+TEST_CASE("keyfolio connect and disconnect refuse bad input and leave the store as it was") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  REQUIRE(cli({"add", "BINANCE/main", "--field", "apiKey", "--field", "secret"}, "k\ns\n").status == 0);
+  // Reported before any value is read.
+  auto unknown = cli({"connect", "BINANSE", "--field", "apiKey"});
+  CHECK(unknown.status == 4);
+  CHECK(mentions(unknown.err, "did you mean"));
+  auto account_id = cli({"connect", "BINANCE/main", "--field", "apiKey"});
+  CHECK(account_id.status == 4);
+  CHECK(mentions(account_id.err, "not the account id"));
+  CHECK(cli({"connect", "BINANCE"}).status == 2);
+  CHECK(cli({"connect", "BINANCE", "--field", "apiKey", "--name"}).status == 2);
+  auto inline_secret = cli({"connect", "BINANCE", "--field", "apiKey", "--field", "secret=" + canary_secret});
+  CHECK(inline_secret.status == 2);
+  auto incomplete = cli({"connect", "OKX", "--field", "apiKey", "--field", "secret"}, "k\n" + canary_secret + "\n");
+  CHECK(incomplete.status == 4);
+  CHECK(mentions(incomplete.err, "password"));
+  auto short_input = cli({"connect", "BINANCE", "--field", "apiKey", "--field", "secret"}, "only-one-line\n");
+  CHECK(short_input.status == 2);
+  CHECK(mentions(short_input.err, "no value for field secret"));
+  CHECK(cli({"portfolios"}).out.empty());
+
+  // Linking an account stored before: disconnect keeps it.
+  auto linked = cli({"connect", "BINANCE", "--field", "apiKey", "--field", "secret", "--name", "twin"}, "k\ns\n");
+  REQUIRE(linked.status == 0);
+  REQUIRE(cli({"connect", "KRAKEN", "--field", "apiKey", "--field", "secret", "--name", "twin"}, "k2\ns2\n").status == 0);
+  auto ambiguous = cli({"disconnect", "twin"});
+  CHECK(ambiguous.status == 4);
+  CHECK(mentions(ambiguous.err, "2 portfolios are named \"twin\""));
+  auto missing = cli({"disconnect", "0123456789abcdef0123456789abcdef"});
+  CHECK(missing.status == 3);
+  CHECK(mentions(missing.err, "no portfolio"));
+  CHECK(cli({"disconnect"}).status == 2);
+  CHECK(cli({"disconnect", "a", "b"}).status == 2);
+  const auto before = cli({"portfolios"}).out;
+  CHECK(std::count(before.begin(), before.end(), '\n') == 2);
+
+  const std::string binance_id = linked.out.substr(0, 32);
+  auto unlinked = cli({"disconnect", binance_id});
+  REQUIRE(unlinked.status == 0);
+  CHECK_FALSE(mentions(unlinked.out, "removed account"));
+  CHECK(mentions(cli({"list", "BINANCE"}).out, "BINANCE/main"));  // stored before connect: kept
+  const std::string kraken_id = cli({"portfolios"}).out.substr(0, 32);
+  REQUIRE(cli({"disconnect", kraken_id, "--keep-account"}).status == 0);
+  CHECK(mentions(cli({"list", "KRAKEN"}).out, "kraken/"));
+  check_no_canary({unknown, account_id, inline_secret, incomplete, short_input, ambiguous, missing});
+}
+
+TEST_CASE("keyfolio passwd changes the passphrase, after which only the new one opens the store") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  REQUIRE(cli({"add", "BINANCE/main", "--field", "apiKey", "--field", "secret"}, "k\n" + canary_secret + "\n").status == 0);
+  auto changed = cli({"passwd"});
+  REQUIRE(changed.status == 0);
+  CHECK(changed.out == "passphrase changed\n");
+  auto old = cli({"list"});
+  CHECK(old.status == 5);
+  CHECK(mentions(old.err, "passphrase"));
+  auto fresh = keyfolio_cli({"--passphrase-fd", "0", "list"}, "a new and longer passphrase\n", cli.env());
+  REQUIRE(fresh.status == 0);
+  CHECK(mentions(fresh.out, "BINANCE/main"));
+
+  // Back again, the new passphrase on a descriptor: stdin carries the current one first.
+  auto back = keyfolio_cli({"--passphrase-fd", "0", "passwd", "--new-passphrase-fd", "0"},
+                           "a new and longer passphrase\ncorrect horse battery staple\n", cli.env());
+  REQUIRE(back.status == 0);
+  CHECK(cli({"list"}).status == 0);
+
+  // Failures change nothing.
+  auto wrong_current = keyfolio_cli({"--passphrase-fd", "0", "passwd"}, "not it\n", cli.env());
+  CHECK(wrong_current.status == 5);
+  auto no_new = keyfolio_cli({"passwd"}, "", {"KEYFOLIO_STORE=" + cli.store, "KEYFOLIO_PASSPHRASE_FILE=" + cli.passphrase_file});
+  CHECK(no_new.status == 4);
+  CHECK(mentions(no_new.err, "no new passphrase"));
+  auto empty_new = keyfolio_cli({"passwd", "--new-passphrase-fd", "0"}, "\n", cli.env());
+  CHECK(empty_new.status == 4);
+  CHECK(cli({"passwd", "--new-passphrase-fd", "x"}).status == 2);
+  CHECK(cli({"passwd", "extra"}).status == 2);
+  CHECK(mentions(cli({"show", "BINANCE/main", "--reveal"}).out, "secret: " + canary_secret));
+}
+
+TEST_CASE("keyfolio export then import restores every account, and the bundle keeps secrets encrypted") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  REQUIRE(cli({"add", "BINANCE/main", "--field", "apiKey", "--field", "secret"}, canary_key + "\n" + canary_secret + "\n").status == 0);
+  REQUIRE(cli({"add", "OKX/trading", "--field", "apiKey", "--field", "secret", "--field", "password"},
+              "okx-key\nCANARY-okx-secret\nCANARY-okx-pass\n").status == 0);
+  REQUIRE(cli({"add", "HYPERLIQUID", "--field", "walletAddress=0xabc", "--field", "privateKey"}, "CANARY-pk\n").status == 0);
+  const std::string before = cli({"export", "before.json", "--plaintext"}).out;
+  CHECK(before == "exported 3 accounts to before.json in plain text: anyone who can read it has the secrets\n");
+  const std::string plain = read_text(cli.path("before.json"));
+  CHECK(mentions(plain, canary_secret));  // asked for explicitly
+  CHECK(owner_only(cli.path("before.json")));
+
+  auto exported = cli({"export", "backup.kfb"});
+  REQUIRE(exported.status == 0);
+  CHECK(exported.out == "exported 3 accounts to backup.kfb (encrypted bundle)\n");
+  const std::string bundle = read_text(cli.path("backup.kfb"));
+  CHECK(bundle.starts_with("{\"keyfolio_bundle\":1"));
+  CHECK_FALSE(mentions(bundle, "CANARY"));
+  CHECK_FALSE(mentions(bundle, "okx-key"));
+  CHECK(owner_only(cli.path("backup.kfb")));
+  auto exists = cli({"export", "backup.kfb"});
+  CHECK(exists.status == 1);
+  CHECK(mentions(exists.err, "--force"));
+  CHECK(read_text(cli.path("backup.kfb")) == bundle);
+  auto to_stdout = cli({"export", "-"});
+  REQUIRE(to_stdout.status == 0);
+  CHECK(to_stdout.out.starts_with("{\"keyfolio_bundle\":1"));
+
+  REQUIRE(cli({"rm", "--all", "--yes"}).status == 0);
+  auto imported = cli({"import", "backup.kfb"});
+  REQUIRE(imported.status == 0);
+  CHECK(imported.out == "imported 3 accounts (3 added, 0 updated)\n");
+  REQUIRE(cli({"export", "after.json", "--plaintext"}).status == 0);
+  CHECK(read_text(cli.path("after.json")) == plain);
+
+  // Into another store with another passphrase: the bundle needs only its own.
+  write_text(cli.path("other-passphrase"), "another store's passphrase\n");
+  const std::vector<std::string> other_env{"KEYFOLIO_STORE=" + cli.path("other.db"),
+                                           "KEYFOLIO_PASSPHRASE_FILE=" + cli.path("other-passphrase"),
+                                           "KEYFOLIO_BUNDLE_PASSPHRASE_FILE=" + cli.bundle_passphrase_file};
+  REQUIRE(keyfolio_cli({"init"}, "", other_env).status == 0);
+  auto other = keyfolio_cli({"import", cli.path("backup.kfb")}, "", other_env);
+  REQUIRE(other.status == 0);
+  auto other_plain = keyfolio_cli({"export", "-", "--plaintext"}, "", other_env);
+  CHECK(other_plain.out == plain);
+
+  // Imported again: every account updated, none duplicated.
+  auto plain_import = cli({"import", "before.json"});
+  REQUIRE(plain_import.status == 0);
+  CHECK(plain_import.out == "imported 3 accounts (0 added, 3 updated)\n");
+  check_no_canary({exported, exists, to_stdout, imported, other, plain_import});
+}
+
+TEST_CASE("keyfolio import is all or nothing and says which entry is wrong and why") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  REQUIRE(cli({"add", "BINANCE/main", "--field", "apiKey", "--field", "secret"}, "k\ns\n").status == 0);
+  REQUIRE(cli({"export", "backup.kfb"}).status == 0);
+  const std::string before = cli({"list"}).out;
+
+  write_text(cli.path("bad-entry.json"),
+             R"([{"exchange_id":"KRAKEN/a","parameters":[{"key":"PublicApiKey","value":"k"},{"key":"PrivateApiKey","value":"CANARY-1"}]},)"
+             R"({"exchange_id":"OKX/b","parameters":[{"key":"PublicApiKey","value":"k"},{"key":"PrivateApiKey","value":"CANARY-2"}]},)"
+             R"({"exchange_id":"BINANCE/c","parameters":[{"key":"PublicApiKey","value":"k"},{"key":"PrivateApiKey","value":"CANARY-3"}]}])");
+  auto bad_entry = cli({"import", "bad-entry.json"});
+  CHECK(bad_entry.status == 4);
+  CHECK(mentions(bad_entry.err, "bad-entry.json: account \"OKX/b\": "));
+  CHECK(mentions(bad_entry.err, "missing required field \"password\""));
+
+  write_text(cli.path("unknown.json"), R"([{"exchange_id":"BINANSE/x","parameters":[{"key":"PublicApiKey","value":"k"}]}])");
+  auto unknown = cli({"import", "unknown.json"});
+  CHECK(unknown.status == 4);
+  CHECK(mentions(unknown.err, "account 1: "));
+
+  REQUIRE(cli({"list", "--json"}).status == 0);
+  write_text(cli.path("redacted.json"), cli({"list", "--json"}).out);
+  auto redacted = cli({"import", "redacted.json"});
+  CHECK(redacted.status == 4);
+  CHECK(mentions(redacted.err, "redacted"));
+
+  write_text(cli.path("broken.json"), R"([{"exchange_id": "BINANCE/x", "parameters": [)");
+  auto broken = cli({"import", "broken.json"});
+  CHECK(broken.status == 4);
+  CHECK(mentions(broken.err, "line 1"));
+
+  auto wrong_bundle_passphrase = cli({"import", "backup.kfb", "--bundle-passphrase-fd", "0"}, "not the one\n");
+  CHECK(wrong_bundle_passphrase.status == 5);
+  CHECK(mentions(wrong_bundle_passphrase.err, "backup.kfb: the bundle does not open"));
+  std::string tampered = read_text(cli.path("backup.kfb"));
+  const auto at = tampered.find("\"ciphertext\":\"") + 20;
+  tampered[at] = tampered[at] == 'A' ? 'B' : 'A';
+  write_text(cli.path("tampered.kfb"), tampered);
+  CHECK(cli({"import", "tampered.kfb"}).status == 5);
+  write_text(cli.path("damaged.kfb"), "{\"keyfolio_bundle\":1,\"key\":\"passphrase\"");
+  auto damaged = cli({"import", "damaged.kfb"});
+  CHECK(damaged.status == 1);
+  CHECK(mentions(damaged.err, "damaged"));
+
+  auto missing = cli({"import", "no-such-file.json"});
+  CHECK(missing.status == 3);
+  CHECK(mentions(missing.err, "no-such-file.json"));
+  CHECK(cli({"import"}).status == 2);
+  CHECK(cli({"import", "bad-entry.json", "--bundle-passphrase-fd", "0"}).status == 2);  // not a bundle
+  write_text(cli.path("empty.json"), "[ ]\n");
+  auto empty = cli({"import", "empty.json"});
+  CHECK(empty.status == 0);
+  CHECK(empty.out == "imported 0 accounts (0 added, 0 updated)\n");
+
+  CHECK(cli({"list"}).out == before);  // nothing stored by any of the failures
+  check_no_canary({bad_entry, unknown, redacted, broken, wrong_bundle_passphrase, damaged, missing, empty});
+}
+
+TEST_CASE("keyfolio draws an import progress bar only on a terminal, and never colour") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  write_text(cli.path("many.json"), ems_accounts(5000));
+  auto on_terminal = keyfolio_cli(Launch{{"import", "many.json"}, "", cli.env(), cli.dir.path().string(), true});
+  REQUIRE(on_terminal.status == 0);
+  CHECK(on_terminal.out == "imported 5000 accounts (5000 added, 0 updated)\n");
+  CHECK(mentions(on_terminal.err, "\rimporting [##########"));
+  CHECK(mentions(on_terminal.err, "] 4096/5000 accounts"));
+  CHECK(mentions(on_terminal.err, "] 5000/5000 accounts, writing"));
+
+  auto piped = cli({"import", "many.json"});
+  REQUIRE(piped.status == 0);
+  CHECK(piped.out == "imported 5000 accounts (0 added, 5000 updated)\n");
+  CHECK(piped.err.empty());
+  for (const auto& r : {on_terminal, piped, cli({"list"}), cli({"exchanges"}), cli({"frobnicate"})}) {
+    CHECK_FALSE(mentions(r.out, "\x1b"));
+    CHECK_FALSE(mentions(r.err, "\x1b"));
+  }
+  check_no_canary({on_terminal, piped});
+}
+
+namespace {
+
+// The command lines of the README's CLI walkthrough, split into arguments
+// (after the leading `keyfolio`), comments dropped.
+std::vector<std::vector<std::string>> readme_walkthrough() {
+  std::ifstream in(KEYFOLIO_README);
+  REQUIRE(in);
+  std::vector<std::vector<std::string>> commands;
+  bool marked = false, inside = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line == "<!-- cli walkthrough -->") {
+      marked = true;
+      continue;
+    }
+    if (!marked) continue;
+    if (line.starts_with("```")) {
+      if (inside) break;
+      inside = true;
+      continue;
+    }
+    if (!line.starts_with("keyfolio ")) continue;
+    line = line.substr(0, line.find(" #"));
+    std::istringstream words(line.substr(std::string("keyfolio ").size()));
+    std::vector<std::string> args;
+    for (std::string word; words >> word;) args.push_back(word);
+    commands.push_back(std::move(args));
+  }
+  return commands;
+}
+
+std::string joined(const std::vector<std::string>& args) {
+  std::string out = "keyfolio";
+  for (const auto& a : args) out += " " + a;
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("every command of the README's CLI walkthrough runs, in order, and does what it says") {
+  Cli cli;
+  std::string portfolio;
+  struct Step {
+    std::vector<std::string> args;
+    std::string input;
+    std::function<void(const Run&)> check;
+  };
+  const std::vector<Step> steps{
+      {{"init"}, "", [](const Run& r) { CHECK(mentions(r.out, "created store")); }},
+      {{"exchanges", "OKX"}, "", [](const Run& r) { CHECK(r.out == "okx (OKX): apiKey secret password\n"); }},
+      {{"add", "BINANCE/main", "--field", "apiKey", "--field", "secret"},
+       canary_key + "\n" + canary_secret + "\n",
+       [](const Run& r) { CHECK(r.out == "added BINANCE/main (version 1)\n"); }},
+      {{"add", "OKX/trading", "--field", "apiKey", "--field", "secret", "--field", "password"},
+       "okx-key\nCANARY-okx-secret\nCANARY-okx-password\n",
+       [](const Run& r) { CHECK(r.out == "added OKX/trading (version 1)\n"); }},
+      {{"add", "HYPERLIQUID", "--field", "walletAddress=0xabc", "--field", "privateKey"}, "CANARY-private-key\n",
+       [](const Run& r) { CHECK(r.out == "added HYPERLIQUID (version 1)\n"); }},
+      {{"list"}, "",
+       [](const Run& r) {
+         CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 3);
+         CHECK(mentions(r.out, "OKX/trading  version 1  fields apiKey password secret"));
+       }},
+      {{"show", "OKX/trading"}, "",
+       [](const Run& r) {
+         CHECK(mentions(r.out, "secret: [redacted]"));
+         CHECK(mentions(r.out, "password: [redacted]"));
+       }},
+      {{"connect", "KRAKEN", "--field", "apiKey", "--field", "secret", "--name", "Long-term"},
+       "kraken-key\nCANARY-kraken-secret\n",
+       [&](const Run& r) {
+         portfolio = r.out.substr(0, r.out.find(' '));
+         CHECK(is_portfolio_id(portfolio));
+         CHECK(mentions(r.out, " connected  account kraken/"));
+       }},
+      {{"portfolios"}, "", [&](const Run& r) { CHECK(r.out.starts_with(portfolio + "  Long-term  account kraken/")); }},
+      {{"export", "backup.kfb"}, "",
+       [](const Run& r) { CHECK(r.out == "exported 4 accounts to backup.kfb (encrypted bundle)\n"); }},
+      {{"rm", "OKX/trading"}, "", [](const Run& r) { CHECK(r.out == "removed 1 account\n"); }},
+      {{"import", "backup.kfb"}, "",
+       [](const Run& r) { CHECK(r.out == "imported 4 accounts (1 added, 3 updated)\n"); }},
+      {{"disconnect", "Long-term"}, "",
+       [&](const Run& r) {
+         CHECK(r.out.starts_with("disconnected " + portfolio + " (Long-term) and removed account kraken/"));
+       }},
+      {{"passwd"}, "", [](const Run& r) { CHECK(r.out == "passphrase changed\n"); }},
+  };
+
+  std::vector<std::string> documented, tested;
+  for (const auto& args : readme_walkthrough()) documented.push_back(joined(args));
+  for (const auto& step : steps) tested.push_back(joined(step.args));
+  REQUIRE(documented == tested);
+
+  for (const auto& step : steps) {
+    INFO(joined(step.args));
+    const Run r = cli(step.args, step.input);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    step.check(r);
+    CHECK_FALSE(mentions(r.out, "CANARY"));
+    CHECK_FALSE(mentions(r.err, "CANARY"));
+  }
+  // After passwd only the new passphrase opens the store, and it holds what the walkthrough left.
+  auto after = keyfolio_cli({"--passphrase-fd", "0", "list"}, "a new and longer passphrase\n", cli.env());
+  REQUIRE(after.status == 0);
+  CHECK(after.out.find("kraken/") == std::string::npos);
+  CHECK(std::count(after.out.begin(), after.out.end(), '\n') == 3);
 }

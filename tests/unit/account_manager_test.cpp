@@ -234,6 +234,31 @@ TEST_CASE("a batch upsert with one bad account, or one id twice, stores nothing"
   CHECK(m.upsert(std::vector<keyfolio::AccountUpdate>{}).value().empty());
 }
 
+TEST_CASE("a batch upsert reports its progress in steps that never go back, the last when the write begins") {
+  auto backend = keyfolio::make_memory_backend();
+  auto m = AccountManager::open(backend, raw('x')).value();
+  std::vector<keyfolio::AccountUpdate> batch;
+  for (int i = 0; i < 10'000; ++i) batch.push_back({id("BINANCE/" + std::to_string(i)), binance_keys("k", "s")});
+  std::vector<std::pair<std::size_t, std::size_t>> calls;
+  std::size_t stored_at_last_call = 0;
+  auto results = m.upsert(std::move(batch), [&](std::size_t done, std::size_t total) {
+    calls.emplace_back(done, total);
+    stored_at_last_call = backend->scan("accounts").value().size();
+  });
+  REQUIRE(results);
+  const std::vector<std::pair<std::size_t, std::size_t>> expected{{4096, 10'000}, {8192, 10'000}, {10'000, 10'000}};
+  CHECK(calls == expected);
+  CHECK(stored_at_last_call == 0);  // reported before the write
+  CHECK(m.size() == 10'000);
+
+  // A rejected batch reports nothing.
+  std::vector<keyfolio::AccountUpdate> invalid;
+  invalid.push_back({id("OKX/b"), binance_keys("k", "s")});
+  calls.clear();
+  CHECK_FALSE(m.upsert(std::move(invalid), [&](std::size_t done, std::size_t total) { calls.emplace_back(done, total); }));
+  CHECK(calls.empty());
+}
+
 TEST_CASE("list shows summaries without secrets, filtered by exchange") {
   auto m = AccountManager::open(keyfolio::make_memory_backend(), raw('x')).value();
   m.upsert("BINANCE/b", binance_keys("key-b", "s")).value();

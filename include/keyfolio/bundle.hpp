@@ -1,0 +1,50 @@
+// keyfolio/bundle.hpp: sealed bundles, secret data encrypted for keeping or
+// moving outside a store (the `keyfolio export` backup, a host's own
+// exports).
+//
+// A bundle seals a sequence of parts (each a SecretString, so at most
+// SecretString::max_size bytes) under a KeySource. It is one line of JSON
+// text, safe to keep anywhere:
+//   {"keyfolio_bundle": 1, "key": "passphrase", "kdf": "argon2id13",
+//    "ops": 3, "memory": 268435456, "salt": "<base64>",
+//    "parts": [{"nonce": "<base64>", "ciphertext": "<base64>"}, ...]}
+// ("kdf", "ops", "memory" and "salt" only for a passphrase; "key" is "key"
+// for a raw key or key file, which open each other's bundles). Each part is XChaCha20-Poly1305 with a
+// fresh random nonce; its associated data binds the header, its position and
+// the number of parts, so a part that is altered, dropped, reordered or moved
+// to another bundle fails to open. The key is Argon2id of the passphrase with
+// a fresh salt at the KeySource's cost, or the raw key itself.
+//
+// Free functions; safe to call concurrently.
+#pragma once
+
+#include <keyfolio/error.hpp>
+#include <keyfolio/export.hpp>
+#include <keyfolio/key_source.hpp>
+#include <keyfolio/secret.hpp>
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace keyfolio {
+
+// The bundle text. Errors: those of KeySource::derive (an empty passphrase,
+// a bad key file, `unavailable` when Argon2id cannot get its memory).
+KEYFOLIO_EXPORT Result<std::string> seal_bundle(std::span<const SecretString> parts, const KeySource& key);
+
+// The parts, in order. `wrong_key` when `key` does not open the bundle (or a
+// part was altered: the two cannot be told apart), `invalid_argument` when
+// `text` is not a bundle, `not_supported` for a bundle of a later format,
+// `corrupt_data` for a bundle whose header is damaged. A passphrase bundle's
+// stored cost is used (the KeySource's cost does not matter); a cost beyond
+// what KdfCost::sensitive() asks is refused as `corrupt_data`, so that a
+// crafted file cannot make the reader allocate without bound.
+KEYFOLIO_EXPORT Result<std::vector<SecretString>> open_bundle(std::string_view text, const KeySource& key);
+
+// Whether `text` claims to be a bundle (starts, after white space, with the
+// member that names the format). Cheap; does not validate.
+KEYFOLIO_EXPORT bool is_bundle(std::string_view text) noexcept;
+
+}  // namespace keyfolio

@@ -1,0 +1,234 @@
+#include <keyfolio/bundle.hpp>
+
+#include "detail/secure_arena.hpp"
+
+#include <boost/json.hpp>
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+
+namespace keyfolio {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::int64_t format_version = 1;
+constexpr std::string_view format_member = "keyfolio_bundle";
+constexpr std::string_view ad_label = "keyfolio bundle v1";
+constexpr std::string_view kdf_name = "argon2id13";
+constexpr std::size_t salt_size = crypto_pwhash_argon2id_SALTBYTES;
+constexpr std::size_t nonce_size = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+constexpr std::size_t tag_size = crypto_aead_xchacha20poly1305_ietf_ABYTES;
+
+const unsigned char* bytes(std::string_view s) noexcept { return reinterpret_cast<const unsigned char*>(s.data()); }
+
+std::string_view key_name(KeySource::Kind kind) noexcept {
+  switch (kind) {
+    case KeySource::Kind::passphrase: return "passphrase";
+    case KeySource::Kind::raw_key:
+    case KeySource::Kind::key_file: return "key";  // the same 32 bytes either way
+  }
+  return "passphrase";
+}
+
+void append_u64(std::string& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+// What every part's associated data starts with: the whole header.
+std::string header_ad(std::string_view key_kind, const KdfCost& cost, std::string_view salt, std::size_t count) {
+  std::string ad(ad_label);
+  ad.push_back('\0');
+  ad += key_kind;
+  ad.push_back('\0');
+  append_u64(ad, cost.ops);
+  append_u64(ad, cost.memory_bytes);
+  ad += salt;
+  append_u64(ad, count);
+  return ad;
+}
+
+std::string part_ad(const std::string& header, std::size_t index) {
+  std::string ad = header;
+  append_u64(ad, index);
+  return ad;
+}
+
+std::string to_base64(std::string_view data) {
+  std::string out(sodium_base64_encoded_len(data.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), bytes(data), data.size(), sodium_base64_VARIANT_ORIGINAL);
+  out.pop_back();  // the terminating NUL
+  return out;
+}
+
+std::optional<std::string> from_base64(std::string_view text) {
+  std::string out(text.size() / 4 * 3 + 3, '\0');
+  std::size_t size = 0;
+  const char* end = nullptr;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(), text.size(), nullptr,
+                        &size, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      end != text.data() + text.size()) {
+    return std::nullopt;
+  }
+  out.resize(size);
+  return out;
+}
+
+Error damaged(std::string_view what) {
+  return Error(errc::corrupt_data, "the bundle is damaged: " + std::string(what));
+}
+
+const json::string* string_member(const json::object& o, std::string_view name) {
+  const json::value* v = o.if_contains(name);
+  return v != nullptr ? v->if_string() : nullptr;
+}
+
+std::optional<std::uint64_t> count_member(const json::object& o, std::string_view name) {
+  const json::value* v = o.if_contains(name);
+  if (v == nullptr) return std::nullopt;
+  if (const auto* u = v->if_uint64()) return *u;
+  if (const auto* i = v->if_int64(); i != nullptr && *i >= 0) return static_cast<std::uint64_t>(*i);
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<std::string> seal_bundle(std::span<const SecretString> parts, const KeySource& key) {
+  const std::string_view kind = key_name(key.kind());
+  const bool passphrase = key.kind() == KeySource::Kind::passphrase;
+  std::string salt;
+  KdfCost cost{};
+  if (passphrase) {
+    salt.assign(salt_size, '\0');
+    randombytes_buf(salt.data(), salt.size());
+    cost = key.cost();
+  }
+  auto derived = key.derive(salt, cost);
+  if (!derived) return derived.error();
+  const std::string header = header_ad(kind, cost, salt, parts.size());
+
+  json::object out;
+  out[format_member] = format_version;
+  out["key"] = kind;
+  if (passphrase) {
+    out["kdf"] = kdf_name;
+    out["ops"] = cost.ops;
+    out["memory"] = cost.memory_bytes;
+    out["salt"] = to_base64(salt);
+  }
+  json::array sealed;
+  sealed.reserve(parts.size());
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    std::string nonce(nonce_size, '\0');
+    randombytes_buf(nonce.data(), nonce.size());
+    const std::string ad = part_ad(header, i);
+    const std::string_view plain = parts[i].reveal();
+    std::string cipher(plain.size() + tag_size, '\0');
+    unsigned long long written = 0;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(reinterpret_cast<unsigned char*>(cipher.data()), &written,
+                                               bytes(plain), plain.size(), bytes(ad), ad.size(), nullptr,
+                                               bytes(nonce), bytes(derived->reveal()));
+    sealed.push_back(json::object{{"nonce", to_base64(nonce)}, {"ciphertext", to_base64(cipher)}});
+  }
+  out["parts"] = std::move(sealed);
+  return json::serialize(out);
+}
+
+Result<std::vector<SecretString>> open_bundle(std::string_view text, const KeySource& key) {
+  if (!is_bundle(text)) {
+    return Error(errc::invalid_argument, "not a keyfolio bundle (it does not start with {\"keyfolio_bundle\": ...)");
+  }
+  std::error_code ec;
+  json::value parsed = json::parse(text, ec);
+  if (ec) return damaged("it is not valid JSON (" + ec.message() + ")");
+  const json::object* o = parsed.if_object();
+  if (o == nullptr) return damaged("it is not a JSON object");
+  const auto version = count_member(*o, format_member);
+  if (!version) return damaged("\"keyfolio_bundle\" is not a format number");
+  if (*version != static_cast<std::uint64_t>(format_version)) {
+    return Error(errc::not_supported, "the bundle has format " + std::to_string(*version) +
+                                          "; this keyfolio reads format " + std::to_string(format_version));
+  }
+  const json::string* kind = string_member(*o, "key");
+  if (kind == nullptr) return damaged("\"key\" is missing");
+  const std::string_view expected = key_name(key.kind());
+  if (*kind != "passphrase" && *kind != "key") return damaged("\"key\" is neither \"passphrase\" nor \"key\"");
+  if (*kind != expected) {
+    return Error(errc::wrong_key, "the bundle was sealed with a " + std::string(kind->c_str()) +
+                                      ", not a " + std::string(expected) + "; open it with one");
+  }
+  std::string salt;
+  KdfCost cost{};
+  if (key.kind() == KeySource::Kind::passphrase) {
+    const json::string* kdf = string_member(*o, "kdf");
+    if (kdf == nullptr || *kdf != kdf_name) return damaged("\"kdf\" is not " + std::string(kdf_name));
+    const auto ops = count_member(*o, "ops");
+    const auto memory = count_member(*o, "memory");
+    if (!ops || !memory) return damaged("\"ops\" and \"memory\" must be whole numbers");
+    const KdfCost most = KdfCost::sensitive();
+    const KdfCost least = KdfCost::minimum_for_tests();
+    if (*ops > most.ops || *memory > most.memory_bytes || *ops < least.ops || *memory < least.memory_bytes) {
+      return damaged("its Argon2id cost (ops " + std::to_string(*ops) + ", memory " + std::to_string(*memory) +
+                     " bytes) is outside what keyfolio accepts (at most the sensitive preset)");
+    }
+    cost = KdfCost{*ops, static_cast<std::size_t>(*memory)};
+    const json::string* salt_text = string_member(*o, "salt");
+    auto decoded = salt_text != nullptr ? from_base64(*salt_text) : std::nullopt;
+    if (!decoded || decoded->size() != salt_size) return damaged("\"salt\" is not " + std::to_string(salt_size) +
+                                                                 " bytes of base64");
+    salt = std::move(*decoded);
+  }
+  const json::value* parts_value = o->if_contains("parts");
+  const json::array* parts = parts_value != nullptr ? parts_value->if_array() : nullptr;
+  if (parts == nullptr) return damaged("\"parts\" is not an array");
+
+  auto derived = key.derive(salt, cost);
+  if (!derived) return derived.error();
+  const std::string header = header_ad(expected, cost, salt, parts->size());
+  std::vector<SecretString> out;
+  out.reserve(parts->size());
+  for (std::size_t i = 0; i < parts->size(); ++i) {
+    const std::string where = "part " + std::to_string(i + 1) + " of " + std::to_string(parts->size());
+    const json::object* part = (*parts)[i].if_object();
+    const json::string* nonce_text = part != nullptr ? string_member(*part, "nonce") : nullptr;
+    const json::string* cipher_text = part != nullptr ? string_member(*part, "ciphertext") : nullptr;
+    if (nonce_text == nullptr || cipher_text == nullptr) return damaged(where + " lacks a nonce or ciphertext");
+    auto nonce = from_base64(*nonce_text);
+    auto cipher = from_base64(*cipher_text);
+    if (!nonce || nonce->size() != nonce_size || !cipher || cipher->size() < tag_size ||
+        cipher->size() - tag_size > SecretString::max_size) {
+      return damaged(where + " has a malformed nonce or ciphertext");
+    }
+    const std::string ad = part_ad(header, i);
+    detail::SecureBuffer plain(std::max<std::size_t>(cipher->size() - tag_size, 1));
+    unsigned long long size = 0;
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain.bytes(), &size, nullptr, bytes(*cipher), cipher->size(),
+                                                   bytes(ad), ad.size(), bytes(*nonce),
+                                                   bytes(derived->reveal())) != 0) {
+      return Error(errc::wrong_key, "the bundle does not open with this " + std::string(expected) + " (" + where +
+                                        " fails to authenticate: a wrong key, or the file was altered)");
+    }
+    plain.shrink(static_cast<std::size_t>(size));
+    out.emplace_back(plain.view());
+  }
+  return out;
+}
+
+bool is_bundle(std::string_view text) noexcept {
+  auto skip = [&] {
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t' || text.front() == '\n' ||
+                             text.front() == '\r')) {
+      text.remove_prefix(1);
+    }
+  };
+  skip();
+  if (text.empty() || text.front() != '{') return false;
+  text.remove_prefix(1);
+  skip();
+  return text.starts_with("\"keyfolio_bundle\"");
+}
+
+}  // namespace keyfolio

@@ -1,0 +1,165 @@
+#include <keyfolio/bundle.hpp>
+
+#include "catch.hpp"
+
+#include <boost/json.hpp>
+
+#include <string>
+#include <vector>
+
+using keyfolio::KdfCost;
+using keyfolio::KeySource;
+using keyfolio::SecretString;
+using keyfolio::errc;
+
+namespace {
+
+KeySource passphrase(std::string_view p) { return KeySource::passphrase(SecretString(p), KdfCost::minimum_for_tests()); }
+KeySource raw(char fill) { return KeySource::raw_key(SecretString(std::string(32, fill))); }
+
+bool mentions(const std::string& message, std::string_view part) { return message.find(part) != std::string::npos; }
+
+const std::string canary = "CANARY-bundle-7e41";
+
+std::vector<SecretString> parts_of(std::initializer_list<std::string_view> texts) {
+  std::vector<SecretString> out;
+  for (auto t : texts) out.emplace_back(t);
+  return out;
+}
+
+// The bundle with its JSON changed by `edit`.
+std::string edited(const std::string& bundle, const std::function<void(boost::json::object&)>& edit) {
+  auto value = boost::json::parse(bundle);
+  edit(value.as_object());
+  return boost::json::serialize(value);
+}
+
+void check_message_is_clean(const keyfolio::Error& e) {
+  CHECK_FALSE(mentions(e.message(), "CANARY"));
+  CHECK_FALSE(mentions(e.message(), "secret passphrase"));
+}
+
+}  // namespace
+
+TEST_CASE("a bundle opens with the key that sealed it and gives back every part in order") {
+  const auto parts = parts_of({"[{\"first\":\"" + canary + "\"}]", "", "third part"});
+  for (const auto& key : {passphrase("secret passphrase"), raw('k')}) {
+    auto bundle = keyfolio::seal_bundle(parts, key).value();
+    CHECK(keyfolio::is_bundle(bundle));
+    CHECK_FALSE(mentions(bundle, "CANARY"));
+    CHECK_FALSE(mentions(bundle, "third part"));
+    auto opened = keyfolio::open_bundle(bundle, key).value();
+    REQUIRE(opened.size() == 3);
+    CHECK(opened[0] == parts[0]);
+    CHECK(opened[1].empty());
+    CHECK(opened[2] == parts[2]);
+  }
+  // No parts at all is a bundle too.
+  auto none = keyfolio::seal_bundle({}, raw('k')).value();
+  CHECK(keyfolio::open_bundle(none, raw('k')).value().empty());
+}
+
+TEST_CASE("sealing twice gives different bundles: fresh salt and nonces") {
+  const auto parts = parts_of({"same"});
+  const auto a = keyfolio::seal_bundle(parts, passphrase("p")).value();
+  const auto b = keyfolio::seal_bundle(parts, passphrase("p")).value();
+  CHECK(a != b);
+  const auto header = boost::json::parse(a).as_object();
+  CHECK(header.at("keyfolio_bundle") == 1);
+  CHECK(header.at("key") == "passphrase");
+  CHECK(header.at("kdf") == "argon2id13");
+  CHECK(header.at("ops").to_number<std::uint64_t>() == KdfCost::minimum_for_tests().ops);
+  CHECK(boost::json::parse(keyfolio::seal_bundle(parts, raw('k')).value()).as_object().at("key") == "key");
+}
+
+TEST_CASE("a bundle refuses the wrong key, and cannot tell it from an altered part") {
+  const auto parts = parts_of({canary, "two"});
+  const auto bundle = keyfolio::seal_bundle(parts, passphrase("secret passphrase")).value();
+  auto wrong = keyfolio::open_bundle(bundle, passphrase("another passphrase"));
+  REQUIRE_FALSE(wrong);
+  CHECK(wrong.error().code() == errc::wrong_key);
+  CHECK(mentions(wrong.error().message(), "does not open with this passphrase"));
+  check_message_is_clean(wrong.error());
+
+  auto other_kind = keyfolio::open_bundle(bundle, raw('k'));
+  CHECK(other_kind.error().code() == errc::wrong_key);
+  CHECK(mentions(other_kind.error().message(), "sealed with a passphrase"));
+
+  const auto key = passphrase("secret passphrase");
+  using Edit = std::function<void(boost::json::object&)>;
+  const std::vector<std::pair<std::string, Edit>> alterations{
+      {"a flipped ciphertext byte",
+       [](boost::json::object& o) {
+         auto& c = o["parts"].as_array()[0].as_object()["ciphertext"].as_string();
+         c[2] = c[2] == 'A' ? 'B' : 'A';
+       }},
+      {"parts swapped",
+       [](boost::json::object& o) {
+         auto& a = o["parts"].as_array();
+         std::swap(a[0], a[1]);
+       }},
+      {"a part dropped", [](boost::json::object& o) { o["parts"].as_array().pop_back(); }},
+      {"a part added twice", [](boost::json::object& o) { o["parts"].as_array().push_back(o["parts"].as_array()[0]); }},
+      {"another salt", [](boost::json::object& o) { o["salt"] = "AAAAAAAAAAAAAAAAAAAAAA=="; }},
+      {"another cost", [](boost::json::object& o) { o["ops"] = o["ops"].to_number<std::uint64_t>() + 1; }},
+  };
+  for (const auto& [what, edit] : alterations) {
+    INFO(what);
+    auto opened = keyfolio::open_bundle(edited(bundle, edit), key);
+    REQUIRE_FALSE(opened);
+    CHECK(opened.error().code() == errc::wrong_key);
+    check_message_is_clean(opened.error());
+  }
+  // A part moved from another bundle sealed with the same passphrase.
+  const auto other = keyfolio::seal_bundle(parts, key).value();
+  const auto moved = edited(bundle, [&](boost::json::object& o) {
+    o["parts"].as_array()[0] = boost::json::parse(other).as_object()["parts"].as_array()[0];
+  });
+  CHECK(keyfolio::open_bundle(moved, key).error().code() == errc::wrong_key);
+}
+
+TEST_CASE("what is not a bundle, or a damaged or later one, gets a clear error") {
+  const auto key = passphrase("p");
+  const auto bundle = keyfolio::seal_bundle(parts_of({"x"}), key).value();
+  CHECK_FALSE(keyfolio::is_bundle("[]"));
+  CHECK_FALSE(keyfolio::is_bundle(""));
+  CHECK(keyfolio::is_bundle("  \n{ \"keyfolio_bundle\": 2}"));
+  CHECK(keyfolio::open_bundle("[{\"exchange_id\": \"BINANCE/x\"}]", key).error().code() == errc::invalid_argument);
+
+  auto later = keyfolio::open_bundle(edited(bundle, [](boost::json::object& o) { o["keyfolio_bundle"] = 2; }), key);
+  CHECK(later.error().code() == errc::not_supported);
+  CHECK(mentions(later.error().message(), "format 2"));
+
+  using Edit = std::function<void(boost::json::object&)>;
+  const std::vector<std::pair<std::string, Edit>> damages{
+      {"\"keyfolio_bundle\" is not a format number", [](boost::json::object& o) { o["keyfolio_bundle"] = "one"; }},
+      {"\"key\" is missing", [](boost::json::object& o) { o.erase("key"); }},
+      {"\"key\" is neither", [](boost::json::object& o) { o["key"] = "token"; }},
+      {"\"kdf\" is not argon2id13", [](boost::json::object& o) { o["kdf"] = "scrypt"; }},
+      {"\"ops\" and \"memory\" must be whole numbers", [](boost::json::object& o) { o["memory"] = -1; }},
+      {"outside what keyfolio accepts", [](boost::json::object& o) { o["memory"] = std::uint64_t{1} << 40; }},
+      {"outside what keyfolio accepts", [](boost::json::object& o) { o["ops"] = 0; }},
+      {"\"salt\" is not 16 bytes", [](boost::json::object& o) { o["salt"] = "c2hvcnQ="; }},
+      {"\"salt\" is not 16 bytes", [](boost::json::object& o) { o["salt"] = "not base64!"; }},
+      {"\"parts\" is not an array", [](boost::json::object& o) { o["parts"] = "none"; }},
+      {"part 1 of 1 lacks a nonce", [](boost::json::object& o) { o["parts"].as_array()[0].as_object().erase("nonce"); }},
+      {"part 1 of 1 has a malformed nonce",
+       [](boost::json::object& o) { o["parts"].as_array()[0].as_object()["nonce"] = "AAAA"; }},
+      {"part 1 of 1 has a malformed nonce or ciphertext",
+       [](boost::json::object& o) { o["parts"].as_array()[0].as_object()["ciphertext"] = "AAAA"; }},
+  };
+  for (const auto& [expected, edit] : damages) {
+    INFO(expected);
+    auto opened = keyfolio::open_bundle(edited(bundle, edit), key);
+    REQUIRE_FALSE(opened);
+    CHECK(opened.error().code() == errc::corrupt_data);
+    CHECK(mentions(opened.error().message(), "the bundle is damaged: "));
+    CHECK(mentions(opened.error().message(), expected));
+  }
+  auto truncated = keyfolio::open_bundle(bundle.substr(0, bundle.size() / 2), key);
+  CHECK(truncated.error().code() == errc::corrupt_data);
+  CHECK(mentions(truncated.error().message(), "not valid JSON"));
+
+  auto empty_passphrase = keyfolio::seal_bundle(parts_of({"x"}), KeySource::passphrase(SecretString("")));
+  CHECK(empty_passphrase.error().code() == errc::invalid_argument);
+}
