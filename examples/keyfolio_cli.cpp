@@ -141,49 +141,88 @@ int fail(const keyfolio::Error& error) {
 
 bool on_terminal(int fd) { return ::isatty(fd) == 1; }
 
-// A line from the terminal with echo off.
+// An error that ends the command; main() reports it like a library error.
+struct Failure {
+  keyfolio::Error error;
+};
+
+// Longest line read as a secret: a credential value (16 KiB) with room to spare.
+constexpr std::size_t max_secret_line = 64 * 1024;
+
+// One line from `fd` (without its newline, or a trailing \r), read a byte at
+// a time so that nothing past it is consumed and no stdio buffer keeps a
+// copy; nullopt at end of input before any byte. The working copy is
+// allocated once and wiped.
+std::optional<keyfolio::SecretString> read_line(int fd, const std::string& what) {
+  std::string line;
+  line.reserve(max_secret_line + 1);
+  bool any = false;
+  for (;;) {
+    char c = 0;
+    const ssize_t n = ::read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int saved = errno;
+      sodium_memzero(line.data(), line.size());
+      throw Failure{keyfolio::Error(keyfolio::errc::storage_error,
+                                    "could not read " + what + ": " + std::strerror(saved))};
+    }
+    if (n == 0 || c == '\n') {
+      any = any || n == 1;
+      break;
+    }
+    any = true;
+    if (line.size() == max_secret_line) {
+      sodium_memzero(line.data(), line.size());
+      throw Failure{keyfolio::Error(keyfolio::errc::invalid_argument,
+                                    what + " is longer than " + std::to_string(max_secret_line) + " bytes")};
+    }
+    line.push_back(c);
+  }
+  if (!line.empty() && line.back() == '\r') {
+    line.back() = '\0';
+    line.pop_back();
+  }
+  std::optional<keyfolio::SecretString> value;
+  if (any) value.emplace(line);
+  sodium_memzero(line.data(), line.size());
+  return value;
+}
+
+// A line from the terminal with echo off; nullopt without a terminal.
 std::optional<keyfolio::SecretString> prompt_secret(const std::string& prompt) {
-  std::FILE* tty = std::fopen("/dev/tty", "r+");
-  if (tty == nullptr) return std::nullopt;
-  std::fputs(prompt.c_str(), tty);
-  std::fflush(tty);
+  const int tty = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (tty < 0) return std::nullopt;
+  (void)!::write(tty, prompt.data(), prompt.size());
   termios saved{};
-  const int fd = ::fileno(tty);
-  const bool restore = ::tcgetattr(fd, &saved) == 0;
+  const bool restore = ::tcgetattr(tty, &saved) == 0;
   if (restore) {
     termios quiet = saved;
     quiet.c_lflag &= static_cast<tcflag_t>(~ECHO);
-    ::tcsetattr(fd, TCSAFLUSH, &quiet);
+    ::tcsetattr(tty, TCSAFLUSH, &quiet);
   }
-  std::string line;
-  for (int c; (c = std::fgetc(tty)) != EOF && c != '\n';) line.push_back(static_cast<char>(c));
-  if (restore) ::tcsetattr(fd, TCSAFLUSH, &saved);
-  std::fputs("\n", tty);
-  std::fclose(tty);
-  keyfolio::SecretString value(line);
-  std::fill(line.begin(), line.end(), '\0');
+  std::optional<keyfolio::SecretString> value;
+  try {
+    value = read_line(tty, "the terminal");
+  } catch (...) {
+    if (restore) ::tcsetattr(tty, TCSAFLUSH, &saved);
+    ::close(tty);
+    throw;
+  }
+  if (restore) ::tcsetattr(tty, TCSAFLUSH, &saved);
+  (void)!::write(tty, "\n", 1);
+  ::close(tty);
   return value;
 }
 
-// One line of standard input (without its newline).
-std::optional<keyfolio::SecretString> stdin_line() {
-  std::string line;
-  if (!std::getline(std::cin, line)) return std::nullopt;
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  keyfolio::SecretString value(line);
-  std::fill(line.begin(), line.end(), '\0');
-  return value;
-}
+// One line of standard input.
+std::optional<keyfolio::SecretString> stdin_line() { return read_line(STDIN_FILENO, "standard input"); }
 
+// A passphrase line from `fd`; nullopt when there is none or it is empty.
 std::optional<keyfolio::SecretString> line_from_fd(int fd) {
-  std::string line;
-  char c = 0;
-  while (::read(fd, &c, 1) == 1 && c != '\n') line.push_back(c);
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  if (line.empty()) return std::nullopt;
-  keyfolio::SecretString value(line);
-  sodium_memzero(line.data(), line.size());
-  return value;
+  auto line = read_line(fd, "file descriptor " + std::to_string(fd));
+  if (!line || line->empty()) return std::nullopt;
+  return line;
 }
 
 struct Options {
@@ -281,7 +320,9 @@ keyfolio::Result<keyfolio::AccountManager> open_store(const Options& o, bool cre
     return backend.error();
   }
   auto manager = keyfolio::AccountManager::open(*backend, keyfolio::KeySource::passphrase(std::move(*secret)));
-  if (!manager && is_new) {
+  // Clean up after a failed init, unless another process created the store
+  // meanwhile (then it opened with its own passphrase, and this one is wrong).
+  if (!manager && is_new && manager.error().code() != keyfolio::errc::wrong_key) {
     backend->reset();
     std::error_code ec;
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix, ec);
@@ -684,19 +725,75 @@ keyfolio::Result<void> write_file(const std::string& path, const std::vector<std
     return io_error("write", path);
   }
   // Without --force, link() refuses to replace a file that appeared meanwhile.
-  const int placed = replace ? ::rename(temp.c_str(), path.c_str()) : ::link(temp.c_str(), path.c_str());
-  const int place_errno = errno;
+  int placed = replace ? ::rename(temp.c_str(), path.c_str()) : ::link(temp.c_str(), path.c_str());
+  int place_errno = errno;
+  if (!replace && placed != 0 && (place_errno == EPERM || place_errno == ENOTSUP || place_errno == EXDEV)) {
+    // A file system without hard links: claim the name first, then move the
+    // complete file over the placeholder this process just created.
+    const int claim = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    place_errno = errno;
+    if (claim >= 0) {
+      ::close(claim);
+      placed = ::rename(temp.c_str(), path.c_str());
+      place_errno = errno;
+      if (placed != 0) ::unlink(path.c_str());
+    }
+  }
   if (!replace || placed != 0) ::unlink(temp.c_str());
   if (placed != 0) {
     errno = place_errno;
     if (errno == EEXIST) return keyfolio::Error(keyfolio::errc::conflict, path + " exists; give --force to replace it");
     return io_error("write", path);
   }
+  // The new name itself is durable once its directory is.
+  const std::string directory = target.parent_path().empty() ? "." : target.parent_path().string();
+  if (const int dir = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
   return {};
 }
 
-// Accounts per bundle part: each part is one EMS array in a SecretString.
+// Accounts per bundle part: each part is one EMS array in a SecretString,
+// halved for a part that would not fit one.
 constexpr std::size_t accounts_per_part = 5000;
+
+// How many accounts an EMS array written by keyfolio holds: each account
+// object opens with its "exchange_id" member, and inside a string value the
+// quote would be escaped.
+std::size_t accounts_in(std::string_view array) {
+  std::size_t count = 0;
+  for (std::size_t at = 0; (at = array.find("{\"exchange_id\":", at)) != std::string_view::npos; ++at) ++count;
+  return count;
+}
+
+// Every account as EMS arrays of at most `accounts_per_part` accounts, each
+// small enough for a SecretString.
+keyfolio::Result<std::vector<keyfolio::SecretString>> revealed_parts(const keyfolio::AccountManager& manager) {
+  const auto summaries = manager.list();
+  std::vector<keyfolio::SecretString> parts;
+  std::size_t first = 0;
+  std::size_t size = accounts_per_part;
+  while (first < summaries.size()) {
+    const std::size_t last = std::min(summaries.size(), first + size);
+    std::vector<std::string> ids;
+    for (std::size_t i = first; i < last; ++i) ids.push_back(summaries[i].id.spelling());
+    const std::vector<std::string_view> filter(ids.begin(), ids.end());
+    auto part = keyfolio::wire::coinapi_ems::revealed_accounts_body(manager, filter);
+    if (!part) {
+      // Too long for one SecretString (accounts with long keys): fewer per part.
+      if (part.error().code() == keyfolio::errc::invalid_argument && size > 1) {
+        size /= 2;
+        continue;
+      }
+      return part.error();
+    }
+    parts.push_back(std::move(*part));
+    first = last;
+    size = accounts_per_part;
+  }
+  return parts;
+}
 
 int cmd_export(const Options& o, std::vector<std::string> args) {
   const bool plaintext = flag(args, "--plaintext");
@@ -705,28 +802,33 @@ int cmd_export(const Options& o, std::vector<std::string> args) {
   reject_options(args);
   if (args.size() != 1) throw Usage{"export takes one file (- for standard output)"};
   if (plaintext && bundle_fd) throw Usage{"--plaintext writes no bundle; --bundle-passphrase-fd does not apply"};
-  if (!force && args[0] != "-" && fs::exists(args[0])) {
+  const bool to_stdout = args[0] == "-";
+  if (!force && !to_stdout && fs::exists(args[0])) {
     return fail(keyfolio::Error(keyfolio::errc::conflict, args[0] + " exists; give --force to replace it"));
+  }
+  if (plaintext && to_stdout && on_terminal(STDOUT_FILENO) &&
+      !confirm("Print the secrets of every account on this terminal?")) {
+    std::cerr << "keyfolio: nothing exported\n";
+    return exit_other;
   }
   auto manager = open_store(o, false);
   if (!manager) return fail(manager.error());
-  const auto summaries = manager->list();
-  std::vector<keyfolio::SecretString> parts;
-  for (std::size_t first = 0; first < summaries.size(); first += accounts_per_part) {
-    std::vector<std::string> ids;
-    for (std::size_t i = first; i < std::min(summaries.size(), first + accounts_per_part); ++i) {
-      ids.push_back(summaries[i].id.spelling());
-    }
-    const std::vector<std::string_view> filter(ids.begin(), ids.end());
-    auto part = keyfolio::wire::coinapi_ems::revealed_accounts_body(*manager, filter);
-    if (!part) return fail(part.error());
-    parts.push_back(std::move(*part));
+  // The bundle passphrase is asked for before anything is decrypted.
+  std::optional<keyfolio::KeySource> bundle_key;
+  if (!plaintext) {
+    auto secret = bundle_passphrase(bundle_fd, true);
+    if (!secret) return fail(secret.error());
+    bundle_key = keyfolio::KeySource::passphrase(std::move(*secret));
   }
+  auto parts = revealed_parts(*manager);
+  if (!parts) return fail(parts.error());
+  std::size_t exported = 0;
+  for (const auto& part : *parts) exported += accounts_in(part.reveal());
   if (plaintext) {
     // One array: the parts' arrays joined.
     std::vector<std::string_view> pieces{"["};
-    for (std::size_t i = 0; i < parts.size(); ++i) {
-      std::string_view inner = parts[i].reveal();
+    for (const auto& part : *parts) {
+      std::string_view inner = part.reveal();
       inner.remove_prefix(1);
       inner.remove_suffix(1);
       if (inner.empty()) continue;
@@ -736,15 +838,13 @@ int cmd_export(const Options& o, std::vector<std::string> args) {
     pieces.push_back("]\n");
     if (auto written = write_file(args[0], pieces, force); !written) return fail(written.error());
   } else {
-    auto secret = bundle_passphrase(bundle_fd, true);
-    if (!secret) return fail(secret.error());
-    auto bundle = keyfolio::seal_bundle(parts, keyfolio::KeySource::passphrase(std::move(*secret)));
+    auto bundle = keyfolio::seal_bundle(*parts, *bundle_key);
     if (!bundle) return fail(bundle.error());
     if (auto written = write_file(args[0], {*bundle, "\n"}, force); !written) return fail(written.error());
   }
-  std::ostream& status = args[0] == "-" ? std::cerr : std::cout;
-  status << "exported " << summaries.size() << (summaries.size() == 1 ? " account" : " accounts");
-  if (args[0] != "-") status << " to " << args[0];
+  std::ostream& status = to_stdout ? std::cerr : std::cout;
+  status << "exported " << exported << (exported == 1 ? " account" : " accounts");
+  if (!to_stdout) status << " to " << args[0];
   status << (plaintext ? " in plain text: anyone who can read it has the secrets\n" : " (encrypted bundle)\n");
   return 0;
 }
@@ -839,6 +939,9 @@ int cmd_import(const Options& o, std::vector<std::string> args) {
   const auto bundle_fd = take_fd(args, "--bundle-passphrase-fd");
   reject_options(args);
   if (args.size() != 1) throw Usage{"import takes one file (- for standard input)"};
+  if (args[0] == "-" && bundle_fd == STDIN_FILENO) {
+    throw Usage{"import - reads the file from standard input; give the bundle passphrase on another descriptor"};
+  }
   auto manager = open_store(o, false);
   if (!manager) return fail(manager.error());
   auto text = read_input(args[0]);
@@ -905,11 +1008,8 @@ int run(int argc, char** argv) {
       if (a == "--store") {
         o.store = v;
       } else {
-        try {
-          o.passphrase_fd = std::stoi(v);
-        } catch (...) {
-          throw Usage{"--passphrase-fd needs a file descriptor number"};
-        }
+        std::vector<std::string> option{a, v};
+        o.passphrase_fd = take_fd(option, a);
       }
       continue;
     }
@@ -946,6 +1046,8 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
+  } catch (const Failure& failure) {
+    return fail(failure.error);
   } catch (const Usage& usage) {
     std::cerr << "keyfolio: " << usage.message << "\nRun `keyfolio --help` for usage.\n";
     return exit_usage;

@@ -190,7 +190,7 @@ std::vector<AccountSummary> AccountManager::list() const {
     for (const auto& [id, entry] : impl_->cache) {
       AccountSummary summary{id};
       summary.version = entry.version;
-      summary.fingerprint = entry.fingerprint;
+      summary.fingerprint = std::string(entry.fingerprint.view());
       if (entry.account) {
         summary.created = entry.account->created;
         summary.updated = entry.account->updated;

@@ -10,6 +10,7 @@
 #include "detail/text.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -81,11 +82,36 @@ class PayloadReader {
   bool ok_ = true;
 };
 
+// Fixed-size bytes kept inline in a cache entry (no allocation of their own):
+// a record's nonce, an account's fingerprint.
+template <std::size_t N>
+class InlineBytes {
+ public:
+  InlineBytes() = default;
+  explicit InlineBytes(std::string_view s) {
+    if (s.size() != N) return;
+    std::memcpy(bytes_.data(), s.data(), N);
+    set_ = true;
+  }
+  std::string_view view() const noexcept { return set_ ? std::string_view(bytes_.data(), N) : std::string_view(); }
+  bool empty() const noexcept { return !set_; }
+
+ private:
+  std::array<char, N> bytes_{};
+  bool set_ = false;
+};
+
+inline constexpr std::size_t fingerprint_size = 32;  // hex digits
+
 struct Entry {
   std::shared_ptr<const Account> account;  // null when the record is corrupt
   std::uint64_t version = 0;
-  std::string nonce;
-  std::string fingerprint;
+  InlineBytes<detail::nonce_size> nonce;
+  InlineBytes<fingerprint_size> fingerprint;
+
+  bool holds(const Record& record) const {
+    return version == record.version && nonce.view() == detail::Vault::nonce_of(record.value);
+  }
 };
 
 inline std::string name_of(const AccountId& id) { return detail::quote(id.spelling()); }
@@ -110,11 +136,14 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   bool feed_active = false;
 
   mutable std::shared_mutex cache_mutex;
+  // Keyed by id; a storage key finds its entry by parsing it (the canonical
+  // form parses back to an equal id), so no second map of keys is kept.
   std::unordered_map<AccountId, Entry> cache;
-  std::unordered_map<std::string, AccountId> ids_by_key;
   // Accounts by fingerprint of their identifying credential, so that
-  // PortfolioConnector finds an exchange account without decrypting.
-  std::unordered_multimap<std::string, AccountId> ids_by_fingerprint;
+  // PortfolioConnector finds an exchange account without decrypting. Both
+  // views point into `cache`, whose nodes do not move: an entry is taken out
+  // of this index before it changes or goes.
+  std::unordered_multimap<std::string_view, const AccountId*> ids_by_fingerprint;
 
   std::mutex sync_mutex;  // orders cache updates: each re-reads the backend
   Subscription feed;
@@ -181,12 +210,9 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     return Account{std::move(*id), std::move(credentials), record.version, created, updated};
   }
 
-  // The id a storage key names, for records that cannot be opened.
-  std::optional<AccountId> id_of_key(const std::string& key) const {
-    {
-      std::shared_lock lock(cache_mutex);
-      if (auto it = ids_by_key.find(key); it != ids_by_key.end()) return it->second;
-    }
+  // The id a storage key names; nullopt for a key this catalog cannot name
+  // (not an account of ours).
+  std::optional<AccountId> id_of_key(std::string_view key) const {
     auto id = AccountId::parse(key, *catalog);
     if (!id) return std::nullopt;
     return std::move(*id);
@@ -196,58 +222,63 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   // sync_mutex. Appends what changed to `events`.
   void apply(const std::string& key, const std::optional<Record>& record, std::vector<AccountEvent>& events,
              const Sealed* sealed = nullptr) {
-    std::optional<AccountId> known;
+    std::optional<AccountId> id = sealed != nullptr ? std::optional<AccountId>(sealed->account->id) : id_of_key(key);
+    if (!id) return;
+    bool known = false;
     {
       std::shared_lock lock(cache_mutex);
-      if (auto it = ids_by_key.find(key); it != ids_by_key.end()) {
-        known = it->second;
-        const Entry& entry = cache.at(it->second);
-        if (record && entry.version == record->version && entry.nonce == detail::Vault::nonce_of(record->value)) {
-          return;
-        }
+      if (auto it = cache.find(*id); it != cache.end()) {
+        known = true;
+        if (record && it->second.holds(*record)) return;
       }
     }
     if (!record) {
       if (!known) return;
       std::unique_lock lock(cache_mutex);
-      unindex(*known);
-      cache.erase(*known);
-      ids_by_key.erase(key);
-      events.push_back({AccountEvent::Kind::removed, *known, 0});
+      auto it = cache.find(*id);
+      AccountId gone = it->first;
+      unindex(it);
+      cache.erase(it);
+      events.push_back({AccountEvent::Kind::removed, std::move(gone), 0});
       return;
     }
     Entry entry;
     entry.version = record->version;
-    entry.nonce = std::string(detail::Vault::nonce_of(record->value));
-    std::optional<AccountId> id;
-    if (sealed != nullptr && sealed->account->version == record->version && sealed->nonce == entry.nonce) {
-      entry.fingerprint = sealed->fingerprint;
+    entry.nonce = InlineBytes<detail::nonce_size>(detail::Vault::nonce_of(record->value));
+    if (sealed != nullptr && sealed->account->version == record->version &&
+        sealed->nonce == entry.nonce.view()) {
+      entry.fingerprint = InlineBytes<fingerprint_size>(sealed->fingerprint);
       entry.account = sealed->account;
-      id = sealed->account->id;
     } else if (auto account = open_record(key, *record)) {
-      entry.fingerprint = fingerprint_of(account->id, account->credentials);
-      id = account->id;
+      entry.fingerprint = InlineBytes<fingerprint_size>(fingerprint_of(account->id, account->credentials));
+      id = account->id;  // the spelling it was stored with
       entry.account = std::make_shared<const Account>(std::move(*account));
-    } else {
-      id = id_of_key(key);
-      if (!id) return;  // a key this catalog cannot name: not an account of ours
     }
     std::unique_lock lock(cache_mutex);
-    if (known) unindex(*known);
-    if (known && !(*known == *id)) cache.erase(*known);
-    if (!entry.fingerprint.empty()) ids_by_fingerprint.emplace(entry.fingerprint, *id);
-    cache.insert_or_assign(*id, std::move(entry));
-    ids_by_key.insert_or_assign(key, *id);
-    events.push_back({known ? AccountEvent::Kind::updated : AccountEvent::Kind::created, *id, record->version});
+    auto it = cache.find(*id);
+    if (it != cache.end()) {
+      unindex(it);
+      if (it->first.spelling() != id->spelling()) {
+        // Keep the latest spelling; the node (and pointers into it) stays.
+        auto node = cache.extract(it);
+        node.key() = *id;
+        it = cache.insert(std::move(node)).position;
+      }
+      it->second = std::move(entry);
+    } else {
+      it = cache.emplace(*id, std::move(entry)).first;
+    }
+    if (!it->second.fingerprint.empty()) ids_by_fingerprint.emplace(it->second.fingerprint.view(), &it->first);
+    events.push_back({known ? AccountEvent::Kind::updated : AccountEvent::Kind::created, it->first, record->version});
   }
 
-  // Drops `id` from the fingerprint index; under cache_mutex (exclusive).
-  void unindex(const AccountId& id) {
-    auto it = cache.find(id);
-    if (it == cache.end() || it->second.fingerprint.empty()) return;
-    auto [from, to] = ids_by_fingerprint.equal_range(it->second.fingerprint);
+  // Drops a cache entry from the fingerprint index; under cache_mutex
+  // (exclusive).
+  void unindex(std::unordered_map<AccountId, Entry>::iterator it) {
+    if (it->second.fingerprint.empty()) return;
+    auto [from, to] = ids_by_fingerprint.equal_range(it->second.fingerprint.view());
     for (auto i = from; i != to; ++i) {
-      if (i->second == id) {
+      if (i->second == &it->first) {
         ids_by_fingerprint.erase(i);
         return;
       }
@@ -259,11 +290,12 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   std::optional<AccountId> find_by_fingerprint(const std::string& fingerprint) const {
     std::shared_lock lock(cache_mutex);
     auto [from, to] = ids_by_fingerprint.equal_range(fingerprint);
-    std::optional<AccountId> best;
+    const AccountId* best = nullptr;
     for (auto i = from; i != to; ++i) {
-      if (!best || i->second < *best) best = i->second;
+      if (best == nullptr || *i->second < *best) best = i->second;
     }
-    return best;
+    if (best == nullptr) return std::nullopt;
+    return *best;
   }
 
   Result<void> sync_key(const std::string& key) {
@@ -327,7 +359,6 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
         if (cache.empty()) {
           // The first load of a store: size the maps once.
           cache.reserve(records->size());
-          ids_by_key.reserve(records->size());
           ids_by_fingerprint.reserve(records->size());
         }
       }
@@ -336,10 +367,11 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
       std::vector<std::string> gone;
       {
         std::shared_lock lock(cache_mutex);
-        for (const auto& [key, id] : ids_by_key) {
+        for (const auto& [id, entry] : cache) {
+          std::string key = id.canonical();
           const bool present = std::binary_search(records->begin(), records->end(), key,
                                                   [](const auto& a, const auto& b) { return key_of(a) < key_of(b); });
-          if (!present) gone.push_back(key);
+          if (!present) gone.push_back(std::move(key));
         }
       }
       for (const auto& key : gone) apply(key, std::nullopt, events);
@@ -378,13 +410,10 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   // When the stored record of `key` was created; nullopt when it does not
   // authenticate. Served from the cache when it holds this very record.
   std::optional<Timestamp> created_of(const std::string& key, const Record& record) const {
-    {
+    if (auto id = id_of_key(key)) {
       std::shared_lock lock(cache_mutex);
-      if (auto it = ids_by_key.find(key); it != ids_by_key.end()) {
-        const Entry& entry = cache.at(it->second);
-        if (entry.account && entry.version == record.version && entry.nonce == detail::Vault::nonce_of(record.value)) {
-          return entry.account->created;
-        }
+      if (auto it = cache.find(*id); it != cache.end() && it->second.account && it->second.holds(record)) {
+        return it->second.account->created;
       }
     }
     auto existing = open_record(key, record);

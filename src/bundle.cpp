@@ -20,6 +20,7 @@ constexpr std::string_view format_member = "keyfolio_bundle";
 constexpr std::string_view ad_label = "keyfolio bundle v1";
 constexpr std::string_view kdf_name = "argon2id13";
 constexpr std::size_t salt_size = crypto_pwhash_argon2id_SALTBYTES;
+constexpr std::size_t id_size = 16;
 constexpr std::size_t nonce_size = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
 constexpr std::size_t tag_size = crypto_aead_xchacha20poly1305_ietf_ABYTES;
 
@@ -38,10 +39,14 @@ void append_u64(std::string& out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
-// What every part's associated data starts with: the whole header.
-std::string header_ad(std::string_view key_kind, const KdfCost& cost, std::string_view salt, std::size_t count) {
+// What every part's associated data starts with: the whole header,
+// including the bundle's random id, so that no part opens in another bundle
+// even under the same raw key.
+std::string header_ad(std::string_view id, std::string_view key_kind, const KdfCost& cost, std::string_view salt,
+                      std::size_t count) {
   std::string ad(ad_label);
   ad.push_back('\0');
+  ad += id;
   ad += key_kind;
   ad.push_back('\0');
   append_u64(ad, cost.ops);
@@ -49,6 +54,14 @@ std::string header_ad(std::string_view key_kind, const KdfCost& cost, std::strin
   ad += salt;
   append_u64(ad, count);
   return ad;
+}
+
+// The Argon2id costs a bundle may carry: what seal accepts, open accepts.
+bool acceptable(const KdfCost& cost) {
+  const KdfCost most = KdfCost::sensitive();
+  const KdfCost least = KdfCost::minimum_for_tests();
+  return cost.ops >= least.ops && cost.ops <= most.ops && cost.memory_bytes >= least.memory_bytes &&
+         cost.memory_bytes <= most.memory_bytes;
 }
 
 std::string part_ad(const std::string& header, std::size_t index) {
@@ -105,13 +118,21 @@ Result<std::string> seal_bundle(std::span<const SecretString> parts, const KeySo
     salt.assign(salt_size, '\0');
     randombytes_buf(salt.data(), salt.size());
     cost = key.cost();
+    if (!acceptable(cost)) {
+      return Error(errc::invalid_argument, "a bundle's Argon2id cost must lie between the minimum and the sensitive "
+                                           "preset (ops " + std::to_string(cost.ops) + ", memory " +
+                                               std::to_string(cost.memory_bytes) + " bytes given)");
+    }
   }
   auto derived = key.derive(salt, cost);
   if (!derived) return derived.error();
-  const std::string header = header_ad(kind, cost, salt, parts.size());
+  std::string id(id_size, '\0');
+  randombytes_buf(id.data(), id.size());
+  const std::string header = header_ad(id, kind, cost, salt, parts.size());
 
   json::object out;
   out[format_member] = format_version;
+  out["id"] = to_base64(id);
   out["key"] = kind;
   if (passphrase) {
     out["kdf"] = kdf_name;
@@ -152,6 +173,9 @@ Result<std::vector<SecretString>> open_bundle(std::string_view text, const KeySo
     return Error(errc::not_supported, "the bundle has format " + std::to_string(*version) +
                                           "; this keyfolio reads format " + std::to_string(format_version));
   }
+  const json::string* id_text = string_member(*o, "id");
+  auto id = id_text != nullptr ? from_base64(*id_text) : std::nullopt;
+  if (!id || id->size() != id_size) return damaged("\"id\" is not " + std::to_string(id_size) + " bytes of base64");
   const json::string* kind = string_member(*o, "key");
   if (kind == nullptr) return damaged("\"key\" is missing");
   const std::string_view expected = key_name(key.kind());
@@ -168,9 +192,7 @@ Result<std::vector<SecretString>> open_bundle(std::string_view text, const KeySo
     const auto ops = count_member(*o, "ops");
     const auto memory = count_member(*o, "memory");
     if (!ops || !memory) return damaged("\"ops\" and \"memory\" must be whole numbers");
-    const KdfCost most = KdfCost::sensitive();
-    const KdfCost least = KdfCost::minimum_for_tests();
-    if (*ops > most.ops || *memory > most.memory_bytes || *ops < least.ops || *memory < least.memory_bytes) {
+    if (!acceptable(KdfCost{*ops, static_cast<std::size_t>(*memory)})) {
       return damaged("its Argon2id cost (ops " + std::to_string(*ops) + ", memory " + std::to_string(*memory) +
                      " bytes) is outside what keyfolio accepts (at most the sensitive preset)");
     }
@@ -187,7 +209,7 @@ Result<std::vector<SecretString>> open_bundle(std::string_view text, const KeySo
 
   auto derived = key.derive(salt, cost);
   if (!derived) return derived.error();
-  const std::string header = header_ad(expected, cost, salt, parts->size());
+  const std::string header = header_ad(*id, expected, cost, salt, parts->size());
   std::vector<SecretString> out;
   out.reserve(parts->size());
   for (std::size_t i = 0; i < parts->size(); ++i) {

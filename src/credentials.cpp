@@ -2,6 +2,7 @@
 
 #include "detail/text.hpp"
 
+#include <algorithm>
 #include <ostream>
 
 namespace keyfolio {
@@ -51,22 +52,26 @@ Result<void> Credentials::add(std::string_view name, SecretString value, const E
     return invalid_field("credential field " + shown_name(key, catalog) + " is " + std::to_string(value.size()) +
                          " bytes long; at most " + std::to_string(max_value_size) + " are allowed");
   }
-  if (fields_.contains(key)) {
+  auto at = std::lower_bound(fields_.begin(), fields_.end(), key,
+                             [](const Field& f, const std::string& k) { return f.first < k; });
+  if (at != fields_.end() && at->first == key) {
     std::string why = "credential field " + shown_name(key, catalog) + " is given twice";
     if (key != name) why += " (once as " + shown_name(name, catalog) + ")";
     return invalid_field(why);
   }
-  fields_.emplace(std::move(key), std::move(value));
+  fields_.emplace(at, std::move(key), std::move(value));
   return {};
 }
 
 const SecretString* Credentials::find(std::string_view key) const noexcept {
-  auto it = fields_.find(key);
-  return it == fields_.end() ? nullptr : &it->second;
+  for (const Field& f : fields_) {
+    if (f.first == key) return &f.second;
+  }
+  return nullptr;
 }
 
 bool Credentials::erase(std::string_view key) {
-  auto it = fields_.find(key);
+  auto it = std::find_if(fields_.begin(), fields_.end(), [&](const Field& f) { return f.first == key; });
   if (it == fields_.end()) return false;
   fields_.erase(it);
   return true;
@@ -82,7 +87,7 @@ std::vector<std::string> Credentials::field_names() const {
 Result<void> Credentials::validate(const ExchangeInfo& exchange) const {
   std::vector<std::string> missing;
   for (const auto& key : exchange.required) {
-    if (!fields_.contains(key)) missing.push_back(detail::quote(key));
+    if (!contains(key)) missing.push_back(detail::quote(key));
   }
   std::vector<std::string> unknown;
   for (const auto& entry : fields_) {

@@ -5,14 +5,15 @@
 // A bundle seals a sequence of parts (each a SecretString, so at most
 // SecretString::max_size bytes) under a KeySource. It is one line of JSON
 // text, safe to keep anywhere:
-//   {"keyfolio_bundle": 1, "key": "passphrase", "kdf": "argon2id13",
+//   {"keyfolio_bundle": 1, "id": "<base64>", "key": "passphrase", "kdf": "argon2id13",
 //    "ops": 3, "memory": 268435456, "salt": "<base64>",
 //    "parts": [{"nonce": "<base64>", "ciphertext": "<base64>"}, ...]}
 // ("kdf", "ops", "memory" and "salt" only for a passphrase; "key" is "key"
 // for a raw key or key file, which open each other's bundles). Each part is XChaCha20-Poly1305 with a
-// fresh random nonce; its associated data binds the header, its position and
-// the number of parts, so a part that is altered, dropped, reordered or moved
-// to another bundle fails to open. The key is Argon2id of the passphrase with
+// fresh random nonce; its associated data binds the header (with the
+// bundle's random 16-byte id), its position and the number of parts, so a
+// part that is altered, dropped, reordered or moved to another bundle fails
+// to open, whatever the key. The key is Argon2id of the passphrase with
 // a fresh salt at the KeySource's cost, or the raw key itself.
 //
 // Free functions; safe to call concurrently.
@@ -30,7 +31,9 @@
 
 namespace keyfolio {
 
-// The bundle text. Errors: those of KeySource::derive (an empty passphrase,
+// The bundle text. Errors: `invalid_argument` for a passphrase whose cost
+// lies outside [KdfCost::minimum_for_tests(), KdfCost::sensitive()] (what
+// open_bundle accepts), and those of KeySource::derive (an empty passphrase,
 // a bad key file, `unavailable` when Argon2id cannot get its memory).
 KEYFOLIO_EXPORT Result<std::string> seal_bundle(std::span<const SecretString> parts, const KeySource& key);
 

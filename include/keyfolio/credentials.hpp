@@ -10,7 +10,8 @@
 // every missing required field and every unknown field in one
 // `validation_failed` error. Messages name fields, never values.
 //
-// Credentials is a value type like a map: safe for concurrent const access.
+// Credentials is a value type like a map (iterating gives (key, value) pairs
+// ordered by key): safe for concurrent const access.
 #pragma once
 
 #include <keyfolio/error.hpp>
@@ -20,7 +21,7 @@
 
 #include <cstddef>
 #include <iosfwd>
-#include <map>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,8 +30,11 @@ namespace keyfolio {
 
 class KEYFOLIO_EXPORT Credentials {
  public:
-  using Map = std::map<std::string, SecretString, std::less<>>;
-  using const_iterator = Map::const_iterator;
+  // (key, value) pairs ordered by key. A flat array: an account has a handful
+  // of fields, and a lookup on the hot path should touch one block of memory.
+  using Field = std::pair<std::string, SecretString>;
+  using Fields = std::vector<Field>;
+  using const_iterator = Fields::const_iterator;
 
   // Longest value of one field (bytes); long enough for PEM private keys.
   static constexpr std::size_t max_value_size = 16 * 1024;
@@ -69,7 +73,7 @@ class KEYFOLIO_EXPORT Credentials {
   }
 
  private:
-  Map fields_;
+  Fields fields_;
 };
 
 // Prints the field names with redacted values: {apiKey: [redacted], secret: [redacted]}.

@@ -127,8 +127,15 @@ Result<void> build_accounts(const AccountManager& manager, std::span<const std::
       if (!id) return within("filter_exchange_id " + std::to_string(i + 1) + ": ", id.error());
       wanted.push_back(std::move(*id));
     }
-    for (auto& summary : manager.list()) {
-      if (std::find(wanted.begin(), wanted.end(), summary.id) != wanted.end()) summaries.push_back(std::move(summary));
+    std::sort(wanted.begin(), wanted.end());
+    wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+    // One lookup per id asked for, not a listing of the whole store.
+    for (auto& id : wanted) {
+      auto stored = manager.get(id);
+      if (!stored && stored.error().code() == errc::not_found) continue;
+      AccountSummary summary{stored ? (*stored)->id : std::move(id)};
+      summary.corrupt = !stored;
+      summaries.push_back(std::move(summary));
     }
   }
   out.reserve(summaries.size());
@@ -246,6 +253,12 @@ Result<SecretString> revealed_accounts_body(const AccountManager& manager, std::
   std::size_t size = 0;
   while (!counter.done()) size += counter.read(scratch.data(), scratch.size()).size();
   sodium_memzero(scratch.data(), scratch.size());
+  if (size > SecretString::max_size) {
+    return Error(errc::invalid_argument, "the revealed listing would be " + std::to_string(size) +
+                                             " bytes, more than a SecretString holds (" +
+                                             std::to_string(SecretString::max_size) +
+                                             "); ask for fewer accounts at a time");
+  }
   detail::SecureBuffer buffer(size);
   json::serializer writer;
   writer.reset(&out);

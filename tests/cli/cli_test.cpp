@@ -93,9 +93,8 @@ Run keyfolio_cli(const Launch& launch) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   if (terminal >= 0) {
-    // The child has exited: what it wrote is waiting; reading past it fails
-    // with EIO once no one holds the other end.
-    ::fcntl(terminal, F_SETFL, O_NONBLOCK);
+    // The child has exited and no one else holds the terminal's other end:
+    // reads return what it wrote, then fail with EIO.
     drain(terminal, r.err);
   }
   r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -180,7 +179,9 @@ TEST_CASE("keyfolio init, add, list, show and rm work as an operator uses them")
     CHECK_FALSE(mentions(r.err, "CANARY"));
   }
   CHECK(cli({"rm", "BINANCE/main"}).status == 0);
-  CHECK(cli({"list"}).out.empty());
+  auto empty = cli({"list"});
+  CHECK(empty.status == 0);
+  CHECK(empty.out.empty());
 }
 
 TEST_CASE("keyfolio exits with distinct codes and clear messages") {
@@ -207,6 +208,8 @@ TEST_CASE("keyfolio exits with distinct codes and clear messages") {
   CHECK(cli({"rm", "--all"}).status == 2);  // no terminal, no --yes
   CHECK(cli({"exchanges", "NOSUCH"}).status == 4);
 
+  CHECK(cli({"--passphrase-fd", "-1", "list"}).status == 2);
+  CHECK(cli({"--passphrase-fd", "3x", "list"}).status == 2);
   auto wrong = keyfolio_cli({"--passphrase-fd", "0", "list"}, "not the passphrase\n", cli.env());
   CHECK(wrong.status == 5);
   CHECK(mentions(wrong.err, "passphrase"));
@@ -303,8 +306,12 @@ TEST_CASE("keyfolio connect prints the portfolio id and whether it is new, portf
   auto gone = cli({"disconnect", "Long-term"});
   REQUIRE(gone.status == 0);
   CHECK(mentions(gone.out, "disconnected " + id + " (Long-term) and removed account kraken/"));
-  CHECK(cli({"portfolios"}).out.empty());
-  CHECK(cli({"list"}).out.empty());  // connect stored the account, disconnect removed it
+  auto no_portfolios = cli({"portfolios"});
+  CHECK(no_portfolios.status == 0);
+  CHECK(no_portfolios.out.empty());
+  auto no_accounts = cli({"list"});
+  CHECK(no_accounts.status == 0);
+  CHECK(no_accounts.out.empty());  // connect stored the account, disconnect removed it
   check_no_canary({first, again, rotated, listed, listed_json, gone});
 }
 
@@ -329,7 +336,9 @@ TEST_CASE("keyfolio connect and disconnect refuse bad input and leave the store 
   auto short_input = cli({"connect", "BINANCE", "--field", "apiKey", "--field", "secret"}, "only-one-line\n");
   CHECK(short_input.status == 2);
   CHECK(mentions(short_input.err, "no value for field secret"));
-  CHECK(cli({"portfolios"}).out.empty());
+  auto none = cli({"portfolios"});
+  CHECK(none.status == 0);
+  CHECK(none.out.empty());
 
   // Linking an account stored before: disconnect keeps it.
   auto linked = cli({"connect", "BINANCE", "--field", "apiKey", "--field", "secret", "--name", "twin"}, "k\ns\n");
@@ -418,6 +427,13 @@ TEST_CASE("keyfolio export then import restores every account, and the bundle ke
   auto to_stdout = cli({"export", "-"});
   REQUIRE(to_stdout.status == 0);
   CHECK(to_stdout.out.starts_with("{\"keyfolio_bundle\":1"));
+  CHECK(to_stdout.err == "exported 3 accounts (encrypted bundle)\n");
+  auto forced = cli({"export", "backup.kfb", "--force"});
+  REQUIRE(forced.status == 0);
+  CHECK(read_text(cli.path("backup.kfb")) != bundle);  // a fresh seal replaced it
+  CHECK(owner_only(cli.path("backup.kfb")));
+  CHECK(cli({"export", "x.json", "--plaintext", "--bundle-passphrase-fd", "0"}).status == 2);
+  CHECK_FALSE(fs::exists(cli.path("x.json")));
 
   REQUIRE(cli({"rm", "--all", "--yes"}).status == 0);
   auto imported = cli({"import", "backup.kfb"});
@@ -437,11 +453,23 @@ TEST_CASE("keyfolio export then import restores every account, and the bundle ke
   auto other_plain = keyfolio_cli({"export", "-", "--plaintext"}, "", other_env);
   CHECK(other_plain.out == plain);
 
+  // The bundle written to standard output, read back from standard input.
+  write_text(cli.path("third-passphrase"), "a third store\n");
+  const std::vector<std::string> third_env{"KEYFOLIO_STORE=" + cli.path("third.db"),
+                                           "KEYFOLIO_PASSPHRASE_FILE=" + cli.path("third-passphrase"),
+                                           "KEYFOLIO_BUNDLE_PASSPHRASE_FILE=" + cli.bundle_passphrase_file};
+  REQUIRE(keyfolio_cli({"init"}, "", third_env).status == 0);
+  auto piped = keyfolio_cli({"import", "-"}, to_stdout.out, third_env);
+  REQUIRE(piped.status == 0);
+  CHECK(piped.out == "imported 3 accounts (3 added, 0 updated)\n");
+  CHECK(keyfolio_cli({"export", "-", "--plaintext"}, "", third_env).out == plain);
+  CHECK(keyfolio_cli({"import", "-", "--bundle-passphrase-fd", "0"}, to_stdout.out, third_env).status == 2);
+
   // Imported again: every account updated, none duplicated.
   auto plain_import = cli({"import", "before.json"});
   REQUIRE(plain_import.status == 0);
   CHECK(plain_import.out == "imported 3 accounts (0 added, 3 updated)\n");
-  check_no_canary({exported, exists, to_stdout, imported, other, plain_import});
+  check_no_canary({exported, exists, to_stdout, forced, imported, other, piped, plain_import});
 }
 
 TEST_CASE("keyfolio import is all or nothing and says which entry is wrong and why") {

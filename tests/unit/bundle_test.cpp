@@ -116,6 +116,27 @@ TEST_CASE("a bundle refuses the wrong key, and cannot tell it from an altered pa
     o["parts"].as_array()[0] = boost::json::parse(other).as_object()["parts"].as_array()[0];
   });
   CHECK(keyfolio::open_bundle(moved, key).error().code() == errc::wrong_key);
+
+  // Under a raw key, where no salt differs: the bundle's id tells them apart.
+  const auto raw_a = keyfolio::seal_bundle(parts, raw('r')).value();
+  const auto raw_b = keyfolio::seal_bundle(parts_of({"other", "parts"}), raw('r')).value();
+  const auto spliced = edited(raw_a, [&](boost::json::object& o) {
+    o["parts"].as_array()[0] = boost::json::parse(raw_b).as_object()["parts"].as_array()[0];
+  });
+  auto opened_spliced = keyfolio::open_bundle(spliced, raw('r'));
+  REQUIRE_FALSE(opened_spliced);
+  CHECK(opened_spliced.error().code() == errc::wrong_key);
+  const auto relabelled = edited(raw_a, [&](boost::json::object& o) { o["id"] = boost::json::parse(raw_b).as_object()["id"]; });
+  CHECK(keyfolio::open_bundle(relabelled, raw('r')).error().code() == errc::wrong_key);
+}
+
+TEST_CASE("a bundle is sealed only at a cost it can be opened with") {
+  for (const auto cost : {KdfCost{5, KdfCost::minimum_for_tests().memory_bytes}, KdfCost{1, 1024}}) {
+    auto sealed = keyfolio::seal_bundle(parts_of({"x"}), KeySource::passphrase(SecretString("p"), cost));
+    REQUIRE_FALSE(sealed);
+    CHECK(sealed.error().code() == errc::invalid_argument);
+    CHECK(mentions(sealed.error().message(), "sensitive preset"));
+  }
 }
 
 TEST_CASE("what is not a bundle, or a damaged or later one, gets a clear error") {
@@ -134,6 +155,8 @@ TEST_CASE("what is not a bundle, or a damaged or later one, gets a clear error")
   const std::vector<std::pair<std::string, Edit>> damages{
       {"\"keyfolio_bundle\" is not a format number", [](boost::json::object& o) { o["keyfolio_bundle"] = "one"; }},
       {"\"key\" is missing", [](boost::json::object& o) { o.erase("key"); }},
+      {"\"id\" is not 16 bytes", [](boost::json::object& o) { o.erase("id"); }},
+      {"\"id\" is not 16 bytes", [](boost::json::object& o) { o["id"] = "c2hvcnQ="; }},
       {"\"key\" is neither", [](boost::json::object& o) { o["key"] = "token"; }},
       {"\"kdf\" is not argon2id13", [](boost::json::object& o) { o["kdf"] = "scrypt"; }},
       {"\"ops\" and \"memory\" must be whole numbers", [](boost::json::object& o) { o["memory"] = -1; }},

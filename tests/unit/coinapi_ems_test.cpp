@@ -280,6 +280,35 @@ TEST_CASE("a revealed EMS listing round-trips into another store") {
   }
 }
 
+TEST_CASE("a revealed listing longer than a SecretString holds is refused, and fits when asked for in parts") {
+  Store s;
+  std::vector<keyfolio::AccountUpdate> many;
+  const std::string long_secret(12 * 1024, 'x');  // e.g. a PEM key
+  for (int i = 0; i < 1500; ++i) {
+    keyfolio::Credentials c;
+    c.add("apiKey", SecretString("k" + std::to_string(i))).value();
+    c.add("secret", SecretString(long_secret)).value();
+    many.push_back({keyfolio::AccountId::parse("BINANCE/" + std::to_string(i)).value(), std::move(c)});
+  }
+  s.manager.upsert(std::move(many)).value();
+  auto whole = ems::revealed_accounts_body(s.manager);
+  REQUIRE_FALSE(whole);
+  CHECK(whole.error().code() == errc::invalid_argument);
+  CHECK(mentions(whole.error().message(), "ask for fewer accounts at a time"));
+  CHECK_FALSE(mentions(whole.error().message(), "xxxx"));
+
+  std::vector<std::string> ids;
+  for (const auto& summary : s.manager.list()) ids.push_back(summary.id.spelling());
+  std::size_t listed = 0;
+  for (std::size_t first = 0; first < ids.size(); first += 750) {
+    const std::vector<std::string_view> filter(ids.begin() + static_cast<std::ptrdiff_t>(first),
+                                               ids.begin() + static_cast<std::ptrdiff_t>(first + 750));
+    auto part = ems::revealed_accounts_body(s.manager, filter).value();
+    listed += json::parse(part.reveal()).as_array().size();
+  }
+  CHECK(listed == 1500);
+}
+
 TEST_CASE("a corrupt account is marked in the listing and stops a revealed export") {
   Store s;
   REQUIRE(ems::add_or_update(s.manager, body_of("BINANCE/a", "k", "s")));

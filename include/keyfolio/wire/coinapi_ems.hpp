@@ -71,7 +71,9 @@ KEYFOLIO_EXPORT Result<std::string> accounts_body(const AccountManager& manager,
                                                   std::span<const std::string_view> filter);
 
 // The same array with secret values in clear, for an export the user asked
-// for. `corrupt_data` when any listed account fails to authenticate.
+// for. `corrupt_data` when any listed account fails to authenticate;
+// `invalid_argument` when the array would be longer than
+// SecretString::max_size (then ask for fewer accounts per call).
 KEYFOLIO_EXPORT Result<SecretString> revealed_accounts_body(const AccountManager& manager,
                                                             std::span<const std::string_view> filter = {});
 
