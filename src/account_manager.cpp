@@ -65,7 +65,7 @@ Result<AccountManager> AccountManager::open(std::shared_ptr<StorageBackend> back
   } else if (feed.error().code() != errc::not_supported) {
     return feed.error();
   }
-  if (auto loaded = impl->sync_all(); !loaded) return loaded.error();
+  if (auto loaded = impl->sync_all(true); !loaded) return loaded.error();
   return AccountManager(std::move(impl));
 }
 
@@ -145,7 +145,7 @@ Result<std::vector<UpsertResult>> AccountManager::upsert(std::vector<AccountUpda
       account.version = version + 1;
       account.created = created;
       account.updated = updated;
-      std::string value = m.seal(id, key, account.version, created, updated, account.credentials);
+      std::string value = m.seal(id, key, account.version, created, updated, account.credentials, fingerprints[i]);
       sealed.emplace(key, Sealed{std::string(detail::Vault::nonce_of(value)), prepared[i], fingerprints[i]});
       batch.put(accounts_collection, key, std::move(value), version);
       results[i] = UpsertResult{version == must_not_exist, version + 1};
@@ -165,15 +165,32 @@ Result<std::vector<UpsertResult>> AccountManager::upsert(std::vector<AccountUpda
   return m.exhausted("upsert", prepared[index.begin()->second]->id);
 }
 
-Result<std::shared_ptr<const Account>> AccountManager::get(const AccountId& id) const {
-  std::shared_lock lock(impl_->cache_mutex);
-  auto it = impl_->cache.find(id);
-  if (it == impl_->cache.end()) return Error(errc::not_found, "no account " + name_of(id));
-  if (!it->second.account) {
+namespace {
+
+Result<std::shared_ptr<const Account>> account_of(const AccountId& id, const Entry& entry) {
+  if (!entry.account) {
     return Error(errc::corrupt_data, "the stored record of account " + name_of(id) +
                                          " does not authenticate (tampered, truncated or copied from elsewhere)");
   }
-  return it->second.account;
+  return entry.account;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const Account>> AccountManager::get(const AccountId& id) const {
+  Impl& m = *impl_;
+  {
+    std::shared_lock lock(m.cache_mutex);
+    auto it = m.cache.find(id);
+    if (it == m.cache.end()) return Error(errc::not_found, "no account " + name_of(id));
+    if (it->second.opened()) return account_of(id, it->second);
+  }
+  // The first read of an account kept sealed since it was loaded.
+  std::unique_lock lock(m.cache_mutex);
+  auto it = m.cache.find(id);
+  if (it == m.cache.end()) return Error(errc::not_found, "no account " + name_of(id));
+  m.open_entry(it);
+  return account_of(id, it->second);
 }
 
 Result<std::shared_ptr<const Account>> AccountManager::get(std::string_view id) const {
@@ -185,7 +202,9 @@ Result<std::shared_ptr<const Account>> AccountManager::get(std::string_view id) 
 std::vector<AccountSummary> AccountManager::list() const {
   std::vector<AccountSummary> out;
   {
-    std::shared_lock lock(impl_->cache_mutex);
+    // Summaries need every account opened (fields, times, integrity).
+    std::unique_lock lock(impl_->cache_mutex);
+    for (auto it = impl_->cache.begin(); it != impl_->cache.end(); ++it) impl_->open_entry(it);
     out.reserve(impl_->cache.size());
     for (const auto& [id, entry] : impl_->cache) {
       AccountSummary summary{id};

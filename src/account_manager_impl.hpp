@@ -103,11 +103,18 @@ class InlineBytes {
 
 inline constexpr std::size_t fingerprint_size = 32;  // hex digits
 
+// An account in the cache. Records that carry their fingerprint and
+// spelling in the clear header are decrypted on first read: until then the
+// entry keeps the sealed record, and no plaintext secret is in memory.
 struct Entry {
-  std::shared_ptr<const Account> account;  // null when the record is corrupt
+  std::shared_ptr<const Account> account;  // null until opened, or when corrupt
+  std::string sealed;                       // the record, while not yet opened
+  bool corrupt = false;                     // the record does not authenticate
   std::uint64_t version = 0;
   InlineBytes<detail::nonce_size> nonce;
   InlineBytes<fingerprint_size> fingerprint;
+
+  bool opened() const noexcept { return account != nullptr || corrupt; }
 
   bool holds(const Record& record) const {
     return version == record.version && nonce.view() == detail::Vault::nonce_of(record.value);
@@ -169,8 +176,31 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     return vault.fingerprint(message.view());
   }
 
+  // The clear header of an account record: u8 fingerprint length |
+  // fingerprint | spelling. Empty (a "KF1" record) when it would not fit.
+  static std::string account_header(std::string_view fingerprint, std::string_view spelling) {
+    std::string header;
+    if (1 + fingerprint.size() + spelling.size() > 255) return header;
+    header.push_back(static_cast<char>(fingerprint.size()));
+    header += fingerprint;
+    header += spelling;
+    return header;
+  }
+
+  struct Header {
+    std::string_view fingerprint;
+    std::string_view spelling;
+  };
+  static std::optional<Header> parse_header(std::string_view value) {
+    auto header = detail::Vault::header_of(value);
+    if (!header || header->empty()) return std::nullopt;
+    const std::size_t length = static_cast<unsigned char>((*header)[0]);
+    if (header->size() < 1 + length) return std::nullopt;
+    return Header{header->substr(1, length), header->substr(1 + length)};
+  }
+
   std::string seal(const AccountId& id, const std::string& key, std::uint64_t version, Timestamp created,
-                   Timestamp updated, const Credentials& credentials) const {
+                   Timestamp updated, const Credentials& credentials, std::string_view fingerprint) const {
     std::size_t size = 1 + 8 + 8 + 4 + id.spelling().size() + 4;
     for (const auto& [field, value] : credentials) size += 8 + field.size() + value.size();
     PayloadWriter w(size);
@@ -183,13 +213,16 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
       w.str(field);
       w.str(value.reveal());
     }
-    return vault.seal(accounts_collection, key, version, w.view());
+    return vault.seal(accounts_collection, key, version, w.view(), account_header(fingerprint, id.spelling()));
   }
 
   // Opens a stored record: the account, or nullopt when it does not
   // authenticate or does not parse.
   std::optional<Account> open_record(const std::string& key, const Record& record) const {
-    auto plain = vault.open(accounts_collection, key, record.version, record.value);
+    return open_record(key, record.version, record.value);
+  }
+  std::optional<Account> open_record(const std::string& key, std::uint64_t version, std::string_view value) const {
+    auto plain = vault.open(accounts_collection, key, version, value);
     if (!plain) return std::nullopt;
     PayloadReader r(plain->view());
     if (r.u8() != payload_format) return std::nullopt;
@@ -207,7 +240,7 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
       if (!r.ok() || !credentials.add(field, SecretString(value), *catalog)) return std::nullopt;
     }
     if (!r.done()) return std::nullopt;
-    return Account{std::move(*id), std::move(credentials), record.version, created, updated};
+    return Account{std::move(*id), std::move(credentials), version, created, updated};
   }
 
   // The id a storage key names; nullopt for a key this catalog cannot name
@@ -218,6 +251,53 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     return std::move(*id);
   }
 
+  // The cache entry of a stored record, and the id it goes under (nullopt:
+  // a key this catalog cannot name, not an account of ours). A record with a
+  // header is kept sealed until first read; one without is opened now.
+  std::optional<std::pair<AccountId, Entry>> make_entry(Record record) const {
+    const std::string& key = record.key;
+    Entry entry;
+    entry.version = record.version;
+    entry.nonce = InlineBytes<detail::nonce_size>(detail::Vault::nonce_of(record.value));
+    if (auto header = parse_header(record.value)) {
+      auto id = AccountId::parse(header->spelling, *catalog);
+      if (id && id->canonical() == key) {
+        entry.fingerprint = InlineBytes<fingerprint_size>(header->fingerprint);
+        entry.sealed = std::move(record.value);
+        return std::pair{std::move(*id), std::move(entry)};
+      }
+    } else if (auto account = open_record(key, record)) {
+      entry.fingerprint = InlineBytes<fingerprint_size>(fingerprint_of(account->id, account->credentials));
+      AccountId id = account->id;  // the spelling it was stored with
+      entry.account = std::make_shared<const Account>(std::move(*account));
+      return std::pair{std::move(id), std::move(entry)};
+    }
+    auto id = id_of_key(key);
+    if (!id) return std::nullopt;
+    entry.corrupt = true;
+    return std::pair{std::move(*id), std::move(entry)};
+  }
+
+  // Decrypts an entry kept sealed; under cache_mutex (exclusive). A record
+  // that does not authenticate, or whose header disagrees with its contents,
+  // marks the entry corrupt.
+  void open_entry(std::unordered_map<AccountId, Entry>::iterator it) {
+    const AccountId& id = it->first;
+    Entry& entry = it->second;
+    if (entry.opened()) return;
+    auto account = open_record(id.canonical(), entry.version, entry.sealed);
+    if (account && account->id.spelling() == id.spelling() &&
+        fingerprint_of(account->id, account->credentials) == entry.fingerprint.view()) {
+      entry.account = std::make_shared<const Account>(std::move(*account));
+    } else {
+      // A corrupt record has no fingerprint to trust, as when loaded eagerly.
+      unindex(it);
+      entry.fingerprint = {};
+      entry.corrupt = true;
+    }
+    std::string().swap(entry.sealed);
+  }
+
   // Brings the cache entry of `key` up to `record` (absent: removed), under
   // sync_mutex. Appends what changed to `events`.
   void apply(const std::string& key, const std::optional<Record>& record, std::vector<AccountEvent>& events,
@@ -225,12 +305,26 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     std::optional<AccountId> id = sealed != nullptr ? std::optional<AccountId>(sealed->account->id) : id_of_key(key);
     if (!id) return;
     bool known = false;
+    bool adopt = false;  // the entry holds this record, still sealed, and we have it in clear
     {
       std::shared_lock lock(cache_mutex);
       if (auto it = cache.find(*id); it != cache.end()) {
         known = true;
-        if (record && it->second.holds(*record)) return;
+        if (record && it->second.holds(*record)) {
+          if (sealed == nullptr || it->second.opened()) return;
+          adopt = true;
+        }
       }
+    }
+    if (adopt) {
+      std::unique_lock lock(cache_mutex);
+      auto it = cache.find(*id);
+      if (it != cache.end() && it->second.holds(*record) && !it->second.opened() &&
+          sealed->account->version == record->version && sealed->nonce == detail::Vault::nonce_of(record->value)) {
+        it->second.account = sealed->account;
+        std::string().swap(it->second.sealed);
+      }
+      return;
     }
     if (!record) {
       if (!known) return;
@@ -243,16 +337,17 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     Entry entry;
-    entry.version = record->version;
-    entry.nonce = InlineBytes<detail::nonce_size>(detail::Vault::nonce_of(record->value));
     if (sealed != nullptr && sealed->account->version == record->version &&
-        sealed->nonce == entry.nonce.view()) {
+        sealed->nonce == detail::Vault::nonce_of(record->value)) {
+      entry.version = record->version;
+      entry.nonce = InlineBytes<detail::nonce_size>(sealed->nonce);
       entry.fingerprint = InlineBytes<fingerprint_size>(sealed->fingerprint);
       entry.account = sealed->account;
-    } else if (auto account = open_record(key, *record)) {
-      entry.fingerprint = InlineBytes<fingerprint_size>(fingerprint_of(account->id, account->credentials));
-      id = account->id;  // the spelling it was stored with
-      entry.account = std::make_shared<const Account>(std::move(*account));
+    } else {
+      auto made = make_entry(*record);
+      if (!made) return;
+      id = std::move(made->first);
+      entry = std::move(made->second);
     }
     std::unique_lock lock(cache_mutex);
     auto it = cache.find(*id);
@@ -348,33 +443,54 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   static std::string_view key_of(const Record& r) { return r.key; }
   static std::string_view key_of(const std::string& k) { return k; }
 
-  Result<void> sync_all() {
+  // Fills an empty cache from `records` in one pass under one lock: no
+  // entry to compare with, none to remove. Under sync_mutex.
+  void load(std::vector<Record> records, std::vector<AccountEvent>* events) {
+    // Straight into the cache: records with a header need no decryption, so
+    // the lock is held briefly, and no second copy of the store is built.
+    std::unique_lock lock(cache_mutex);
+    cache.reserve(records.size());
+    ids_by_fingerprint.reserve(records.size());
+    for (Record& record : records) {
+      auto made = make_entry(std::move(record));
+      if (!made) continue;
+      auto [it, inserted] = cache.emplace(std::move(made->first), std::move(made->second));
+      if (!inserted) continue;
+      if (!it->second.fingerprint.empty()) ids_by_fingerprint.emplace(it->second.fingerprint.view(), &it->first);
+      if (events != nullptr) events->push_back({AccountEvent::Kind::created, it->first, it->second.version});
+    }
+  }
+
+  // Brings the whole cache up to the backend. `initial`: the load of open(),
+  // before anyone can have subscribed.
+  Result<void> sync_all(bool initial = false) {
     std::vector<AccountEvent> events;
     {
       std::lock_guard lock(sync_mutex);
       auto records = backend->scan(accounts_collection);
       if (!records) return records.error();
+      bool empty = false;
       {
-        std::unique_lock lock(cache_mutex);
-        if (cache.empty()) {
-          // The first load of a store: size the maps once.
-          cache.reserve(records->size());
-          ids_by_fingerprint.reserve(records->size());
-        }
+        std::shared_lock shared(cache_mutex);
+        empty = cache.empty();
       }
-      for (const Record& record : *records) apply(record.key, record, events);
-      // scan() is ordered by key, so presence is a binary search.
-      std::vector<std::string> gone;
-      {
-        std::shared_lock lock(cache_mutex);
-        for (const auto& [id, entry] : cache) {
-          std::string key = id.canonical();
-          const bool present = std::binary_search(records->begin(), records->end(), key,
-                                                  [](const auto& a, const auto& b) { return key_of(a) < key_of(b); });
-          if (!present) gone.push_back(std::move(key));
+      if (empty) {
+        load(std::move(*records), initial ? nullptr : &events);
+      } else {
+        for (const Record& record : *records) apply(record.key, record, events);
+        // scan() is ordered by key, so presence is a binary search.
+        std::vector<std::string> gone;
+        {
+          std::shared_lock shared(cache_mutex);
+          for (const auto& [id, entry] : cache) {
+            std::string key = id.canonical();
+            const bool present = std::binary_search(records->begin(), records->end(), key,
+                                                    [](const auto& a, const auto& b) { return key_of(a) < key_of(b); });
+            if (!present) gone.push_back(std::move(key));
+          }
         }
+        for (const auto& key : gone) apply(key, std::nullopt, events);
       }
-      for (const auto& key : gone) apply(key, std::nullopt, events);
     }
     deliver(events);
     return {};
@@ -412,7 +528,7 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   std::optional<Timestamp> created_of(const std::string& key, const Record& record) const {
     if (auto id = id_of_key(key)) {
       std::shared_lock lock(cache_mutex);
-      if (auto it = cache.find(*id); it != cache.end() && it->second.account && it->second.holds(record)) {
+      if (auto it = cache.find(*id); it != cache.end() && it->second.account != nullptr && it->second.holds(record)) {
         return it->second.account->created;
       }
     }

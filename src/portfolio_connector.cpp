@@ -327,7 +327,8 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
       const Timestamp created = existing ? existing->created : stamp;
       auto account = std::make_shared<Account>(
           Account{existing ? existing->id : *account_id, request.connection_fields, version + 1, created, stamp});
-      std::string value = m.seal(account->id, account_key, version + 1, created, stamp, account->credentials);
+      std::string value =
+          m.seal(account->id, account_key, version + 1, created, stamp, account->credentials, fingerprint);
       sealed.emplace(account_key, Sealed{std::string(detail::Vault::nonce_of(value)), account, fingerprint});
       batch.put(accounts_collection, account_key, std::move(value), version);
       credentials_updated = existing.has_value() || portfolio.has_value();

@@ -5,11 +5,13 @@
 #include <sodium.h>
 
 #include <cstring>
+#include <stdexcept>
 
 namespace keyfolio::detail {
 namespace {
 
 constexpr std::string_view record_magic = "KF1";
+constexpr std::string_view headed_magic = "KF2";
 constexpr std::string_view keyring_ad_label = "keyfolio keyring v1";
 constexpr std::string_view check_label = "keyfolio key check v1";
 constexpr char kdf_context[crypto_kdf_CONTEXTBYTES] = {'k', 'e', 'y', 'f', 'o', 'l', 'i', 'o'};
@@ -110,14 +112,63 @@ Vault::Vault(std::string store_id, SecretString data_key)
 
 std::string Vault::store_id_hex() const { return to_hex(store_id_); }
 
+namespace {
+
+// Where a record's parts lie.
+struct Layout {
+  std::string_view header;
+  bool headed = false;
+  std::string_view nonce;
+  std::string_view cipher;
+};
+
+std::optional<Layout> layout_of(std::string_view sealed) {
+  Layout l;
+  std::size_t at = record_magic.size();
+  if (sealed.substr(0, headed_magic.size()) == headed_magic) {
+    if (sealed.size() < at + 1) return std::nullopt;
+    const std::size_t length = static_cast<unsigned char>(sealed[at]);
+    at += 1;
+    if (sealed.size() < at + length) return std::nullopt;
+    l.header = sealed.substr(at, length);
+    l.headed = true;
+    at += length;
+  } else if (sealed.substr(0, record_magic.size()) != record_magic) {
+    return std::nullopt;
+  }
+  if (sealed.size() < at + nonce_size + crypto_aead_xchacha20poly1305_ietf_ABYTES) return std::nullopt;
+  l.nonce = sealed.substr(at, nonce_size);
+  l.cipher = sealed.substr(at + nonce_size);
+  return l;
+}
+
+std::string headed_ad(std::string ad, const Layout& l) {
+  if (!l.headed) return ad;
+  ad += "header";
+  append_u32(ad, static_cast<std::uint32_t>(l.header.size()));
+  ad += l.header;
+  return ad;
+}
+
+}  // namespace
+
 std::string Vault::seal(std::string_view collection, std::string_view key, std::uint64_t version,
-                        std::string_view plaintext) const {
-  const std::string ad = record_ad(store_id_, collection, key, version);
-  std::string out(record_magic.size() + nonce_size + plaintext.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES,
-                  '\0');
-  std::memcpy(out.data(), record_magic.data(), record_magic.size());
-  auto* nonce = reinterpret_cast<unsigned char*>(out.data() + record_magic.size());
+                        std::string_view plaintext, std::string_view header) const {
+  const bool headed = !header.empty();
+  if (header.size() > 255) throw std::length_error("a record header is at most 255 bytes");
+  std::string out(headed ? headed_magic : record_magic);
+  if (headed) {
+    out.push_back(static_cast<char>(header.size()));
+    out += header;
+  }
+  const std::size_t nonce_at = out.size();
+  out.resize(nonce_at + nonce_size + plaintext.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  auto* nonce = reinterpret_cast<unsigned char*>(out.data() + nonce_at);
   randombytes_buf(nonce, nonce_size);
+  Layout l;
+  l.header = header;
+  l.headed = headed;
+  const std::string ad = headed_ad(record_ad(store_id_, collection, key, version), l);
   unsigned long long written = 0;
   crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + nonce_size, &written, bytes(plaintext), plaintext.size(),
                                              bytes(ad), ad.size(), nullptr, nonce, bytes(record_key_.reveal()));
@@ -126,15 +177,13 @@ std::string Vault::seal(std::string_view collection, std::string_view key, std::
 
 std::optional<SecureBuffer> Vault::open(std::string_view collection, std::string_view key, std::uint64_t version,
                                         std::string_view sealed) const {
-  const std::size_t overhead = record_magic.size() + nonce_size + crypto_aead_xchacha20poly1305_ietf_ABYTES;
-  if (sealed.size() < overhead || sealed.substr(0, record_magic.size()) != record_magic) return std::nullopt;
-  const std::string ad = record_ad(store_id_, collection, key, version);
-  const auto* nonce = bytes(sealed) + record_magic.size();
-  const std::size_t cipher_size = sealed.size() - record_magic.size() - nonce_size;
-  SecureBuffer plain(cipher_size - crypto_aead_xchacha20poly1305_ietf_ABYTES + 1);
+  const auto l = layout_of(sealed);
+  if (!l) return std::nullopt;
+  const std::string ad = headed_ad(record_ad(store_id_, collection, key, version), *l);
+  SecureBuffer plain(l->cipher.size() - crypto_aead_xchacha20poly1305_ietf_ABYTES + 1);
   unsigned long long plain_size = 0;
-  if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain.bytes(), &plain_size, nullptr, nonce + nonce_size,
-                                                 cipher_size, bytes(ad), ad.size(), nonce,
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain.bytes(), &plain_size, nullptr, bytes(l->cipher),
+                                                 l->cipher.size(), bytes(ad), ad.size(), bytes(l->nonce),
                                                  bytes(record_key_.reveal())) != 0) {
     return std::nullopt;
   }
@@ -143,8 +192,14 @@ std::optional<SecureBuffer> Vault::open(std::string_view collection, std::string
 }
 
 std::string_view Vault::nonce_of(std::string_view sealed) noexcept {
-  if (sealed.size() < record_magic.size() + nonce_size) return {};
-  return sealed.substr(record_magic.size(), nonce_size);
+  const auto l = layout_of(sealed);
+  return l ? l->nonce : std::string_view();
+}
+
+std::optional<std::string_view> Vault::header_of(std::string_view sealed) noexcept {
+  const auto l = layout_of(sealed);
+  if (!l || !l->headed) return std::nullopt;
+  return l->header;
 }
 
 std::string Vault::fingerprint(std::string_view data) const {

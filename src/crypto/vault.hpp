@@ -1,9 +1,14 @@
 // The crypto layer between AccountManager and storage: the keyring record
 // that wraps the store's data key, and sealing/opening of records.
 //
-// Record format: "KF1" | 24-byte nonce | XChaCha20-Poly1305-IETF ciphertext.
+// Record formats:
+//   "KF1" | 24-byte nonce | XChaCha20-Poly1305-IETF ciphertext
+//   "KF2" | u8 header length | header | 24-byte nonce | ciphertext
 // The associated data binds a record to its store id, collection, key and
-// version, so a record copied to another key, store or version fails to open.
+// version (and its header), so a record copied to another key, store or
+// version, or given another header, fails to open. The header is readable
+// without the key: what a reader needs before decrypting (an account's
+// fingerprint and spelling), never a secret.
 #pragma once
 
 #include <keyfolio/error.hpp>
@@ -32,13 +37,17 @@ class Vault {
   // The store id in hex, for messages and diagnostics.
   std::string store_id_hex() const;
 
+  // A header (at most 255 bytes) makes a "KF2" record; none, a "KF1" one.
   std::string seal(std::string_view collection, std::string_view key, std::uint64_t version,
-                   std::string_view plaintext) const;
+                   std::string_view plaintext, std::string_view header = {}) const;
   // The plaintext, or nullopt when the record does not authenticate.
   std::optional<SecureBuffer> open(std::string_view collection, std::string_view key, std::uint64_t version,
                                    std::string_view sealed) const;
-  // The nonce of a sealed record (empty if too short): tells two seals apart.
+  // The nonce of a sealed record (empty if malformed): tells two seals apart.
   static std::string_view nonce_of(std::string_view sealed) noexcept;
+  // The header of a "KF2" record; nullopt for a "KF1" or malformed one. Not
+  // authenticated until the record opens.
+  static std::optional<std::string_view> header_of(std::string_view sealed) noexcept;
 
   // A keyed, non-reversible fingerprint of `data` (hex, 32 digits).
   std::string fingerprint(std::string_view data) const;

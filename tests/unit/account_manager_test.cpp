@@ -586,7 +586,7 @@ class CountingBackend : public keyfolio::StorageBackendWrapper {
 
 }  // namespace
 
-TEST_CASE("reading credentials out of 100,000 accounts touches neither the backend nor secure memory") {
+TEST_CASE("reading credentials out of 100,000 accounts touches neither the backend nor, after the first read, secure memory") {
   auto counting = std::make_shared<CountingBackend>(keyfolio::make_memory_backend());
   auto m = AccountManager::open(counting, raw('x')).value();
   constexpr std::size_t n = 100'000;
@@ -599,8 +599,9 @@ TEST_CASE("reading credentials out of 100,000 accounts touches neither the backe
   REQUIRE(m.size() == n);
 
   const int reads_before = counting->reads.load();
-  const auto memory_before = keyfolio::secure_memory_stats();
   const AccountId wanted = id("BINANCE/73521");
+  REQUIRE(m.get(wanted));  // the first read may decrypt the record
+  const auto memory_before = keyfolio::secure_memory_stats();
   for (int i = 0; i < 10'000; ++i) {
     auto account = m.get(wanted).value();
     REQUIRE(account->credentials.find("apiKey") != nullptr);
@@ -654,4 +655,63 @@ TEST_CASE("without a change feed, an upsert caches what it wrote unless another 
                                   "theirs-" + std::to_string(n)));
     CHECK(m.get("BINANCE/1").value()->version == inner->get("accounts", "binance/1").value()->version);
   }
+}
+
+TEST_CASE("a store opens without decrypting: each account is decrypted on its first read, and a bad one reported then") {
+  auto backend = keyfolio::make_memory_backend();
+  {
+    auto m = AccountManager::open(backend, raw('x')).value();
+    std::vector<keyfolio::AccountUpdate> batch;
+    for (int i = 0; i < 100; ++i) batch.push_back({id("BINANCE/Acct" + std::to_string(i)), binance_keys("k" + std::to_string(i), "s")});
+    m.upsert(std::move(batch)).value();
+  }
+  // Tamper with one record's ciphertext, leaving its clear header alone.
+  auto record = backend->get("accounts", "binance/Acct7").value().value();
+  std::string tampered = record.value;
+  tampered.back() = static_cast<char>(tampered.back() ^ 1);
+  WriteBatch write;
+  write.put("accounts", "binance/Acct7", tampered, record.version);
+  backend->write(write).value();
+
+  const auto before = keyfolio::secure_memory_stats();
+  auto m = AccountManager::open(backend, raw('x')).value();
+  CHECK(m.size() == 100);
+  const auto after_open = keyfolio::secure_memory_stats();
+  CHECK(after_open.live_secrets < before.live_secrets + 10);  // the store's keys only: 200 secrets stay sealed
+  auto first = m.get("BINANCE/Acct42").value();
+  CHECK(first->id.spelling() == "BINANCE/Acct42");  // the stored spelling, from the header
+  CHECK(keyfolio::test::reveals(*first->credentials.find("apiKey"), "k42"));
+  CHECK(keyfolio::secure_memory_stats().live_secrets == after_open.live_secrets + 2);
+  CHECK(m.get("BINANCE/Acct42").value() == first);  // decrypted once
+
+  auto bad = m.get("binance/Acct7");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code() == errc::corrupt_data);
+  const auto summaries = m.list();
+  REQUIRE(summaries.size() == 100);
+  for (const auto& summary : summaries) {
+    CHECK(summary.corrupt == (summary.id.spelling() == "BINANCE/Acct7"));
+    CHECK(summary.fingerprint.empty() == summary.corrupt);
+  }
+}
+
+TEST_CASE("a record whose clear header was changed does not open, and keeps its place under its key") {
+  auto backend = keyfolio::make_memory_backend();
+  {
+    auto m = AccountManager::open(backend, raw('x')).value();
+    m.upsert("BINANCE/main", binance_keys("k", "s")).value();
+  }
+  auto record = backend->get("accounts", "binance/main").value().value();
+  // The header's spelling, changed to another spelling of the same id.
+  std::string changed = record.value;
+  const auto at = changed.find("BINANCE/main");
+  REQUIRE(at != std::string::npos);
+  changed.replace(at, 7, "binance");
+  WriteBatch write;
+  write.put("accounts", "binance/main", changed, record.version);
+  backend->write(write).value();
+  auto m = AccountManager::open(backend, raw('x')).value();
+  REQUIRE(m.size() == 1);
+  CHECK(m.get("BINANCE/main").error().code() == errc::corrupt_data);
+  CHECK(m.list()[0].corrupt);
 }

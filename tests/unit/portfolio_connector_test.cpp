@@ -10,6 +10,7 @@
 #include <keyfolio/backends/sqlite.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -547,4 +548,39 @@ TEST_CASE("a sync in the same millisecond as the last snapshot replaces it with 
     CHECK(std::count_if(history.begin(), history.end(), [&](const auto& s) { return s.taken == second.taken; }) == 1);
   }
   CHECK(same_millisecond);
+}
+
+TEST_CASE("a store written with format-1 records (no clear header) opens, links and upgrades each record it rewrites") {
+  // tests/data/format1-store.db: written by keyfolio before account records
+  // carried a header: BINANCE/legacy, HYPERLIQUID (wallet 0xabc) and a KRAKEN
+  // account connected as portfolio "Legacy".
+  keyfolio::test::TempDir dir;
+  const auto path = dir / "store.db";
+  std::filesystem::copy_file(KEYFOLIO_TEST_DATA_DIR "/format1-store.db", path);
+  const auto key = KeySource::passphrase(SecretString("keyfolio format 1 fixture"));
+  {
+    auto accounts = AccountManager::open(keyfolio::make_sqlite_backend(path).value(), key).value();
+    REQUIRE(accounts.size() == 3);
+    for (const auto& summary : accounts.list()) CHECK_FALSE(summary.corrupt);
+    auto legacy = accounts.get("BINANCE/legacy").value();
+    CHECK(reveals(*legacy->credentials.find("secret"), "legacy-secret"));
+    CHECK(reveals(*accounts.get("HYPERLIQUID").value()->credentials.find("walletAddress"), "0xabc"));
+
+    PortfolioConnector connector(accounts);
+    auto again = connector.connect({"kraken", fields({{"apiKey", "kraken-key"}, {"secret", "kraken-secret"}}), ""}).value();
+    CHECK(again.status == ConnectResult::Status::existing);
+    CHECK(connector.get(again.portfolio_id).value().name == "Legacy");
+    // Connecting the Binance account links the one stored before, found by fingerprint.
+    auto linked = connector.connect(binance("legacy-api-key", "legacy-secret")).value();
+    CHECK(linked.account.spelling() == "BINANCE/legacy");
+    accounts.upsert("BINANCE/legacy", fields({{"apiKey", "legacy-api-key"}, {"secret", "rotated"}})).value();
+  }
+  const auto value = [&](std::string_view account) {
+    return keyfolio::make_sqlite_backend(path).value()->get("accounts", account).value().value().value;
+  };
+  CHECK(value("binance/legacy").starts_with("KF2"));  // rewritten: now with a header
+  CHECK(value("hyperliquid").starts_with("KF1"));     // untouched
+  auto reopened = AccountManager::open(keyfolio::make_sqlite_backend(path).value(), key).value();
+  CHECK(reveals(*reopened.get("BINANCE/legacy").value()->credentials.find("secret"), "rotated"));
+  CHECK(reveals(*reopened.get("HYPERLIQUID").value()->credentials.find("privateKey"), "legacy-private-key"));
 }
