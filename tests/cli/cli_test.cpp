@@ -232,10 +232,12 @@ TEST_CASE("keyfolio takes non-secret fields inline, removes all with --yes, and 
   auto json = boost::json::parse(cli({"exchanges", "--json"}).out).as_array();
   CHECK(json.size() > 100);
   CHECK(mentions(cli({"--version"}).out, "keyfolio "));
-  for (const char* command : {"init", "add", "list", "show", "rm", "exchanges"}) {
+  for (const char* command : {"init", "add", "list", "show", "rm", "exchanges", "connect", "portfolios", "disconnect",
+                              "passwd", "export", "import"}) {
     auto help = cli({command, "--help"});
     CHECK(help.status == 0);
     CHECK(mentions(help.out, std::string("usage: keyfolio ") + command));
+    CHECK(mentions(cli({"--help"}).out, std::string("\n  ") + command));  // listed in the general help
   }
 }
 
