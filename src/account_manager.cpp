@@ -209,7 +209,7 @@ std::vector<AccountSummary> AccountManager::list() const {
     for (const auto& [id, entry] : impl_->cache) {
       AccountSummary summary{id};
       summary.version = entry.version;
-      summary.fingerprint = std::string(entry.fingerprint.view());
+      summary.fingerprint = entry.fingerprint.hex();
       if (entry.account) {
         summary.created = entry.account->created;
         summary.updated = entry.account->updated;

@@ -9,6 +9,8 @@
 #include "detail/subscribers.hpp"
 #include "detail/text.hpp"
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -101,18 +103,66 @@ class InlineBytes {
   bool set_ = false;
 };
 
-inline constexpr std::size_t fingerprint_size = 32;  // hex digits
+// An account's fingerprint as kept in memory: its 16 bytes, not the 32 hex
+// digits it is written and shown as.
+class Fingerprint {
+ public:
+  static constexpr std::size_t size = 16;
+  Fingerprint() = default;
+  explicit Fingerprint(std::string_view hex) {
+    std::size_t n = 0;
+    const char* end = nullptr;
+    if (hex.size() != 2 * size ||
+        sodium_hex2bin(reinterpret_cast<unsigned char*>(bytes_.data()), size, hex.data(), hex.size(), nullptr, &n,
+                       &end) != 0 ||
+        n != size || end != hex.data() + hex.size()) {
+      return;
+    }
+    set_ = true;
+  }
+  bool empty() const noexcept { return !set_; }
+  // From its 16 bytes as stored in a record header.
+  static Fingerprint from_bytes(std::string_view bytes) {
+    Fingerprint f;
+    if (bytes.size() != size) return f;
+    std::memcpy(f.bytes_.data(), bytes.data(), size);
+    f.set_ = true;
+    return f;
+  }
+  // The first 8 bytes: the key of the fingerprint index (keyed hash output,
+  // so as good as any hash of the whole).
+  std::uint64_t prefix() const noexcept {
+    std::uint64_t v = 0;
+    std::memcpy(&v, bytes_.data(), sizeof v);
+    return v;
+  }
+  // The bytes.
+  std::string_view view() const noexcept { return set_ ? std::string_view(bytes_.data(), size) : std::string_view(); }
+  std::string hex() const {
+    if (!set_) return {};
+    std::string out(2 * size + 1, '\0');
+    sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes_.data()), size);
+    out.pop_back();
+    return out;
+  }
+
+ private:
+  std::array<char, size> bytes_{};
+  bool set_ = false;
+};
 
 // An account in the cache. Records that carry their fingerprint and
 // spelling in the clear header are decrypted on first read: until then the
 // entry keeps the sealed record, and no plaintext secret is in memory.
 struct Entry {
   std::shared_ptr<const Account> account;  // null until opened, or when corrupt
-  std::string sealed;                       // the record, while not yet opened
-  bool corrupt = false;                     // the record does not authenticate
+  // While not yet opened: the record after its header (nonce and
+  // ciphertext); the header is rebuilt from the id and the fingerprint.
+  std::string sealed;
   std::uint64_t version = 0;
   InlineBytes<detail::nonce_size> nonce;
-  InlineBytes<fingerprint_size> fingerprint;
+  Fingerprint fingerprint;
+  bool corrupt = false;  // the record does not authenticate
 
   bool opened() const noexcept { return account != nullptr || corrupt; }
 
@@ -147,10 +197,12 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   // form parses back to an equal id), so no second map of keys is kept.
   std::unordered_map<AccountId, Entry> cache;
   // Accounts by fingerprint of their identifying credential, so that
-  // PortfolioConnector finds an exchange account without decrypting. Both
-  // views point into `cache`, whose nodes do not move: an entry is taken out
-  // of this index before it changes or goes.
-  std::unordered_multimap<std::string_view, const AccountId*> ids_by_fingerprint;
+  // PortfolioConnector finds an exchange account without decrypting. Keyed
+  // by the fingerprint's first 8 bytes (a match is checked against the whole
+  // one); values point into `cache`, whose nodes do not move: an entry is
+  // taken out of this index before it changes or goes.
+  using CacheItem = std::pair<const AccountId, Entry>;
+  std::unordered_multimap<std::uint64_t, const CacheItem*> ids_by_fingerprint;
 
   std::mutex sync_mutex;  // orders cache updates: each re-reads the backend
   Subscription feed;
@@ -177,8 +229,10 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // The clear header of an account record: u8 fingerprint length |
-  // fingerprint | spelling. Empty (a "KF1" record) when it would not fit.
-  static std::string account_header(std::string_view fingerprint, std::string_view spelling) {
+  // fingerprint (its 16 bytes, or none) | spelling. Empty (a "KF1" record)
+  // when it would not fit.
+  static std::string account_header(const Fingerprint& f, std::string_view spelling) {
+    const std::string_view fingerprint = f.view();
     std::string header;
     if (1 + fingerprint.size() + spelling.size() > 255) return header;
     header.push_back(static_cast<char>(fingerprint.size()));
@@ -190,13 +244,24 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   struct Header {
     std::string_view fingerprint;
     std::string_view spelling;
+    std::size_t body_offset = 0;  // where the nonce starts in the record
   };
   static std::optional<Header> parse_header(std::string_view value) {
     auto header = detail::Vault::header_of(value);
     if (!header || header->empty()) return std::nullopt;
     const std::size_t length = static_cast<unsigned char>((*header)[0]);
     if (header->size() < 1 + length) return std::nullopt;
-    return Header{header->substr(1, length), header->substr(1 + length)};
+    const auto offset = static_cast<std::size_t>(header->data() - value.data()) + header->size();
+    return Header{header->substr(1, length), header->substr(1 + length), offset};
+  }
+
+  // A record kept as its body, whole again: "KF2" | u8 length | header | body.
+  static std::string rebuilt(std::string_view header, std::string_view body) {
+    std::string record = "KF2";
+    record.push_back(static_cast<char>(header.size()));
+    record += header;
+    record += body;
+    return record;
   }
 
   std::string seal(const AccountId& id, const std::string& key, std::uint64_t version, Timestamp created,
@@ -213,7 +278,8 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
       w.str(field);
       w.str(value.reveal());
     }
-    return vault.seal(accounts_collection, key, version, w.view(), account_header(fingerprint, id.spelling()));
+    return vault.seal(accounts_collection, key, version, w.view(),
+                      account_header(Fingerprint(fingerprint), id.spelling()));
   }
 
   // Opens a stored record: the account, or nullopt when it does not
@@ -261,13 +327,14 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     entry.nonce = InlineBytes<detail::nonce_size>(detail::Vault::nonce_of(record.value));
     if (auto header = parse_header(record.value)) {
       auto id = AccountId::parse(header->spelling, *catalog);
-      if (id && id->canonical() == key) {
-        entry.fingerprint = InlineBytes<fingerprint_size>(header->fingerprint);
-        entry.sealed = std::move(record.value);
+      if (id && id->canonical() == key && id->spelling() == header->spelling &&
+          (header->fingerprint.empty() || header->fingerprint.size() == Fingerprint::size)) {
+        entry.fingerprint = Fingerprint::from_bytes(header->fingerprint);
+        entry.sealed = record.value.substr(header->body_offset);
         return std::pair{std::move(*id), std::move(entry)};
       }
     } else if (auto account = open_record(key, record)) {
-      entry.fingerprint = InlineBytes<fingerprint_size>(fingerprint_of(account->id, account->credentials));
+      entry.fingerprint = Fingerprint(fingerprint_of(account->id, account->credentials));
       AccountId id = account->id;  // the spelling it was stored with
       entry.account = std::make_shared<const Account>(std::move(*account));
       return std::pair{std::move(id), std::move(entry)};
@@ -285,9 +352,10 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     const AccountId& id = it->first;
     Entry& entry = it->second;
     if (entry.opened()) return;
-    auto account = open_record(id.canonical(), entry.version, entry.sealed);
+    auto account = open_record(id.canonical(), entry.version,
+                               rebuilt(account_header(entry.fingerprint, id.spelling()), entry.sealed));
     if (account && account->id.spelling() == id.spelling() &&
-        fingerprint_of(account->id, account->credentials) == entry.fingerprint.view()) {
+        fingerprint_of(account->id, account->credentials) == entry.fingerprint.hex()) {
       entry.account = std::make_shared<const Account>(std::move(*account));
     } else {
       // A corrupt record has no fingerprint to trust, as when loaded eagerly.
@@ -341,7 +409,7 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
         sealed->nonce == detail::Vault::nonce_of(record->value)) {
       entry.version = record->version;
       entry.nonce = InlineBytes<detail::nonce_size>(sealed->nonce);
-      entry.fingerprint = InlineBytes<fingerprint_size>(sealed->fingerprint);
+      entry.fingerprint = Fingerprint(sealed->fingerprint);
       entry.account = sealed->account;
     } else {
       auto made = make_entry(*record);
@@ -363,17 +431,23 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     } else {
       it = cache.emplace(*id, std::move(entry)).first;
     }
-    if (!it->second.fingerprint.empty()) ids_by_fingerprint.emplace(it->second.fingerprint.view(), &it->first);
+    index(*it);
     events.push_back({known ? AccountEvent::Kind::updated : AccountEvent::Kind::created, it->first, record->version});
+  }
+
+  // Adds a cache entry to the fingerprint index; under cache_mutex
+  // (exclusive).
+  void index(const CacheItem& item) {
+    if (!item.second.fingerprint.empty()) ids_by_fingerprint.emplace(item.second.fingerprint.prefix(), &item);
   }
 
   // Drops a cache entry from the fingerprint index; under cache_mutex
   // (exclusive).
   void unindex(std::unordered_map<AccountId, Entry>::iterator it) {
     if (it->second.fingerprint.empty()) return;
-    auto [from, to] = ids_by_fingerprint.equal_range(it->second.fingerprint.view());
+    auto [from, to] = ids_by_fingerprint.equal_range(it->second.fingerprint.prefix());
     for (auto i = from; i != to; ++i) {
-      if (i->second == &it->first) {
+      if (i->second == &*it) {
         ids_by_fingerprint.erase(i);
         return;
       }
@@ -384,10 +458,14 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   // id when several do.
   std::optional<AccountId> find_by_fingerprint(const std::string& fingerprint) const {
     std::shared_lock lock(cache_mutex);
-    auto [from, to] = ids_by_fingerprint.equal_range(fingerprint);
+    const Fingerprint wanted(fingerprint);
+    if (wanted.empty()) return std::nullopt;
+    auto [from, to] = ids_by_fingerprint.equal_range(wanted.prefix());
     const AccountId* best = nullptr;
     for (auto i = from; i != to; ++i) {
-      if (best == nullptr || *i->second < *best) best = i->second;
+      const auto& [id, entry] = *i->second;
+      if (entry.fingerprint.view() != wanted.view()) continue;
+      if (best == nullptr || id < *best) best = &id;
     }
     if (best == nullptr) return std::nullopt;
     return *best;
@@ -456,7 +534,7 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
       if (!made) continue;
       auto [it, inserted] = cache.emplace(std::move(made->first), std::move(made->second));
       if (!inserted) continue;
-      if (!it->second.fingerprint.empty()) ids_by_fingerprint.emplace(it->second.fingerprint.view(), &it->first);
+      index(*it);
       if (events != nullptr) events->push_back({AccountEvent::Kind::created, it->first, it->second.version});
     }
   }
