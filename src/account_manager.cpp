@@ -186,11 +186,9 @@ Result<std::shared_ptr<const Account>> AccountManager::get(const AccountId& id) 
     if (it->second.opened()) return account_of(id, it->second);
   }
   // The first read of an account kept sealed since it was loaded.
-  std::unique_lock lock(m.cache_mutex);
-  auto it = m.cache.find(id);
-  if (it == m.cache.end()) return Error(errc::not_found, "no account " + name_of(id));
-  m.open_entry(it);
-  return account_of(id, it->second);
+  auto found = m.with_opened(id, [&](const Entry& entry) { return account_of(id, entry); });
+  if (!found) return Error(errc::not_found, "no account " + name_of(id));
+  return std::move(*found);
 }
 
 Result<std::shared_ptr<const Account>> AccountManager::get(std::string_view id) const {

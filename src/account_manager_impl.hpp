@@ -313,7 +313,9 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   // (not an account of ours).
   std::optional<AccountId> id_of_key(std::string_view key) const {
     auto id = AccountId::parse(key, *catalog);
-    if (!id) return std::nullopt;
+    // Only the canonical spelling of an id is an account's storage key: a
+    // stray record under another spelling must not stand for the account.
+    if (!id || id->canonical() != key) return std::nullopt;
     return std::move(*id);
   }
 
@@ -345,25 +347,76 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     return std::pair{std::move(*id), std::move(entry)};
   }
 
-  // Decrypts an entry kept sealed; under cache_mutex (exclusive). A record
-  // that does not authenticate, or whose header disagrees with its contents,
-  // marks the entry corrupt.
-  void open_entry(std::unordered_map<AccountId, Entry>::iterator it) {
-    const AccountId& id = it->first;
-    Entry& entry = it->second;
-    if (entry.opened()) return;
+  // What decrypting an entry kept sealed gives: the account, or nothing
+  // when the record does not authenticate or its header disagrees with its
+  // contents. Needs no lock: works on a copy of the entry's fields.
+  struct Opened {
+    std::shared_ptr<const Account> account;
+    Fingerprint fingerprint;
+  };
+  Opened decrypt(const AccountId& id, const Entry& entry) const {
     auto account = open_record(id.canonical(), entry.version,
                                rebuilt(account_header(entry.fingerprint, id.spelling()), entry.sealed));
-    if (account && account->id.spelling() == id.spelling() &&
-        fingerprint_of(account->id, account->credentials) == entry.fingerprint.hex()) {
-      entry.account = std::make_shared<const Account>(std::move(*account));
+    if (!account || account->id.spelling() != id.spelling()) return {};
+    // The header authenticated with the record; a fingerprint that differs
+    // from it now comes from another catalog's idea of the identifying field.
+    Fingerprint fingerprint(fingerprint_of(account->id, account->credentials));
+    return {std::make_shared<const Account>(std::move(*account)), fingerprint};
+  }
+
+  // Puts what decrypt() gave into the entry; under cache_mutex (exclusive).
+  void install(std::unordered_map<AccountId, Entry>::iterator it, Opened opened) {
+    Entry& entry = it->second;
+    unindex(it);
+    if (opened.account) {
+      entry.account = std::move(opened.account);
+      entry.fingerprint = opened.fingerprint;
+      index(*it);
     } else {
       // A corrupt record has no fingerprint to trust, as when loaded eagerly.
-      unindex(it);
       entry.fingerprint = {};
       entry.corrupt = true;
     }
     std::string().swap(entry.sealed);
+  }
+
+  // Decrypts an entry kept sealed; under cache_mutex (exclusive).
+  void open_entry(std::unordered_map<AccountId, Entry>::iterator it) {
+    if (it->second.opened()) return;
+    install(it, decrypt(it->first, it->second));
+  }
+
+  // The cache entry of `id`, opened if it was kept sealed: the decryption
+  // runs with no lock held, so that first reads of different accounts do
+  // not wait on each other or hold up other readers. nullopt when absent.
+  // Calls `use` with the entry under the shared lock.
+  template <class Use>
+  auto with_opened(const AccountId& id, Use use) -> std::optional<decltype(use(std::declval<const Entry&>()))> {
+    AccountId key = id;
+    Entry copy;
+    {
+      std::shared_lock lock(cache_mutex);
+      auto it = cache.find(id);
+      if (it == cache.end()) return std::nullopt;
+      if (it->second.opened()) return use(it->second);
+      key = it->first;
+      copy.sealed = it->second.sealed;
+      copy.version = it->second.version;
+      copy.nonce = it->second.nonce;
+      copy.fingerprint = it->second.fingerprint;
+    }
+    Opened opened = decrypt(key, copy);
+    std::unique_lock lock(cache_mutex);
+    auto it = cache.find(id);
+    if (it == cache.end()) return std::nullopt;
+    // Installed only if the entry is still the record that was decrypted.
+    if (!it->second.opened() && it->second.version == copy.version &&
+        it->second.nonce.view() == copy.nonce.view() && it->first.spelling() == key.spelling()) {
+      install(it, std::move(opened));
+    } else {
+      open_entry(it);
+    }
+    return use(it->second);
   }
 
   // Brings the cache entry of `key` up to `record` (absent: removed), under
@@ -455,17 +508,22 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // An account whose identifying credential has `fingerprint`: the first by
-  // id when several do.
-  std::optional<AccountId> find_by_fingerprint(const std::string& fingerprint) const {
-    std::shared_lock lock(cache_mutex);
+  // id when several do. Candidates kept sealed are decrypted first, so that
+  // only a record that authenticates (with that fingerprint) is returned.
+  std::optional<AccountId> find_by_fingerprint(const std::string& fingerprint) {
     const Fingerprint wanted(fingerprint);
     if (wanted.empty()) return std::nullopt;
+    std::unique_lock lock(cache_mutex);
+    std::vector<AccountId> candidates;
     auto [from, to] = ids_by_fingerprint.equal_range(wanted.prefix());
+    for (auto i = from; i != to; ++i) candidates.push_back(i->second->first);
     const AccountId* best = nullptr;
-    for (auto i = from; i != to; ++i) {
-      const auto& [id, entry] = *i->second;
-      if (entry.fingerprint.view() != wanted.view()) continue;
-      if (best == nullptr || id < *best) best = &id;
+    for (const AccountId& candidate : candidates) {
+      auto it = cache.find(candidate);
+      if (it == cache.end()) continue;
+      open_entry(it);
+      if (it->second.corrupt || it->second.fingerprint.view() != wanted.view()) continue;
+      if (best == nullptr || it->first < *best) best = &it->first;
     }
     if (best == nullptr) return std::nullopt;
     return *best;

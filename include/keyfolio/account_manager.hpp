@@ -5,11 +5,16 @@
 // key before it reaches the backend (see key_source.hpp for what unlocks a
 // store). It validates ids and credentials against an ExchangeCatalog.
 //
-// Reads are served from memory: opening a store decrypts every account once
-// into secure memory, and `get` afterwards is a hash lookup returning a shared,
-// immutable snapshot — no decryption, no system call. Changes made through
-// other managers reach this one through the backend's change feed; on a
-// backend without one, call `refresh()`.
+// Reads are served from memory. Opening a store reads every record but
+// decrypts none: each account is decrypted into secure memory on its first
+// `get` (a few microseconds, once; first reads of different accounts run in
+// parallel), and every later `get` is a hash lookup returning a shared,
+// immutable snapshot — no decryption, no system call. Until its first read an
+// account's secrets are in memory only as ciphertext. `list`, and
+// PortfolioConnector's search for an account by its API key, decrypt the
+// accounts they look at and keep them. Changes
+// made through other managers reach this one through the backend's change
+// feed; on a backend without one, call `refresh()`.
 //
 // Concurrency: safe for concurrent use by many threads. Writes never lose an
 // update made elsewhere: each write is a compare-and-set on the record's
@@ -104,12 +109,13 @@ class KEYFOLIO_EXPORT AccountManager {
   Result<std::vector<UpsertResult>> upsert(std::vector<AccountUpdate> accounts, const Progress& progress);
 
   // The account, or `not_found`; `corrupt_data` naming it when its stored
-  // record does not authenticate.
+  // record does not authenticate (found on the account's first read).
   Result<std::shared_ptr<const Account>> get(const AccountId& id) const;
   Result<std::shared_ptr<const Account>> get(std::string_view id) const;
 
   // Summaries ordered by id; with `exchange`, only that exchange's accounts
-  // (matched through the catalog, so "OKEX" lists okx accounts).
+  // (matched through the catalog, so "OKEX" lists okx accounts). Decrypts
+  // every account not read yet (its fields and times are inside the record).
   std::vector<AccountSummary> list() const;
   Result<std::vector<AccountSummary>> list(std::string_view exchange) const;
   std::size_t size() const;

@@ -1,5 +1,6 @@
 #include <keyfolio/account_manager.hpp>
 #include <keyfolio/backends/memory.hpp>
+#include <keyfolio/portfolio_connector.hpp>
 
 #include "catch.hpp"
 #include "stored.hpp"
@@ -714,4 +715,88 @@ TEST_CASE("a record whose clear header was changed does not open, and keeps its 
   REQUIRE(m.size() == 1);
   CHECK(m.get("BINANCE/main").error().code() == errc::corrupt_data);
   CHECK(m.list()[0].corrupt);
+}
+
+namespace {
+
+// An account record's parts: "KF2" | u8 length | header (u8 16 | fingerprint | spelling) | body.
+struct Parts {
+  std::string fingerprint, spelling, body;
+};
+Parts parts_of(const std::string& value) {
+  REQUIRE(value.starts_with("KF2"));
+  const auto length = static_cast<unsigned char>(value[3]);
+  const std::string header = value.substr(4, length);
+  REQUIRE(static_cast<unsigned char>(header[0]) == 16);
+  return {header.substr(1, 16), header.substr(17), value.substr(4 + length)};
+}
+std::string record_of(const Parts& p) {
+  std::string header = std::string(1, '\x10') + p.fingerprint + p.spelling;
+  return "KF2" + std::string(1, static_cast<char>(header.size())) + header + p.body;
+}
+
+void put_raw(keyfolio::StorageBackend& backend, const std::string& key, const std::string& value) {
+  WriteBatch batch;
+  batch.put("accounts", key, value, keyfolio::must_not_exist);
+  backend.write(batch).value();
+}
+
+}  // namespace
+
+TEST_CASE("a planted record that copies an account's clear fingerprint is never taken for that account") {
+  auto backend = keyfolio::make_memory_backend();
+  {
+    auto m = AccountManager::open(backend, raw('x')).value();
+    m.upsert("BINANCE/main", binance_keys("the-api-key", "s")).value();
+  }
+  // Sorts before binance/main and claims its fingerprint; its ciphertext is not its own.
+  Parts planted = parts_of(backend->get("accounts", "binance/main").value().value().value);
+  planted.spelling = "BINANCE/aaa";
+  put_raw(*backend, "binance/aaa", record_of(planted));
+
+  auto m = AccountManager::open(backend, raw('x')).value();
+  keyfolio::PortfolioConnector connector(m);
+  auto linked = connector.connect({"binance", binance_keys("the-api-key", "s"), ""}).value();
+  CHECK(linked.account.spelling() == "BINANCE/main");
+  CHECK(m.get("BINANCE/aaa").error().code() == errc::corrupt_data);
+}
+
+TEST_CASE("a stray record under a non-canonical key does not hide the account stored under its canonical key") {
+  auto backend = keyfolio::make_memory_backend();
+  {
+    auto m = AccountManager::open(backend, raw('x')).value();
+    m.upsert("BINANCE/main", binance_keys("k", "s")).value();
+  }
+  // "BINANCE/main" sorts before "binance/main" in a scan.
+  put_raw(*backend, "BINANCE/main", backend->get("accounts", "binance/main").value().value().value);
+  auto m = AccountManager::open(backend, raw('x')).value();
+  CHECK(m.size() == 1);
+  CHECK(keyfolio::test::reveals(*m.get("binance:main").value()->credentials.find("apiKey"), "k"));
+}
+
+TEST_CASE("first reads of accounts loaded sealed may run from many threads at once") {
+  auto backend = keyfolio::make_memory_backend();
+  {
+    auto m = AccountManager::open(backend, raw('x')).value();
+    std::vector<keyfolio::AccountUpdate> batch;
+    for (int i = 0; i < 400; ++i) batch.push_back({id("BINANCE/" + std::to_string(i)), binance_keys("k" + std::to_string(i), "s")});
+    m.upsert(std::move(batch)).value();
+  }
+  auto m = AccountManager::open(backend, raw('x')).value();
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 400; ++i) {
+        const int n = (i * 7 + t * 100) % 400;  // overlapping: some accounts are first read by two threads
+        auto account = m.get("BINANCE/" + std::to_string(n));
+        if (!account || !keyfolio::test::reveals(*(*account)->credentials.find("apiKey"), "k" + std::to_string(n))) {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(wrong == 0);
+  CHECK(m.list().size() == 400);
 }
