@@ -6,15 +6,16 @@
 // store). It validates ids and credentials against an ExchangeCatalog.
 //
 // Reads are served from memory. Opening a store reads every record but
-// decrypts none: each account is decrypted into secure memory on its first
-// `get` (a few microseconds, once; first reads of different accounts run in
-// parallel), and every later `get` is a hash lookup returning a shared,
-// immutable snapshot — no decryption, no system call. Until its first read an
+// decrypts none (except records written before they had a clear header): each
+// account is decrypted into secure memory on its first `get` (a few
+// microseconds, once; first reads of different accounts run in parallel),
+// and every later `get` is a hash lookup returning a shared, immutable
+// snapshot — no decryption, no system call. Until its first read an
 // account's secrets are in memory only as ciphertext. `list`, and
 // PortfolioConnector's search for an account by its API key, decrypt the
-// accounts they look at and keep them. Changes
-// made through other managers reach this one through the backend's change
-// feed; on a backend without one, call `refresh()`.
+// accounts they look at and keep them. Changes made through other managers
+// reach this one through the backend's change feed; on a backend without
+// one, call `refresh()`.
 //
 // Concurrency: safe for concurrent use by many threads. Writes never lose an
 // update made elsewhere: each write is a compare-and-set on the record's
