@@ -6,8 +6,19 @@ namespace keyfolio {
 
 AccountManager::AccountManager(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 AccountManager::AccountManager(AccountManager&&) noexcept = default;
-AccountManager& AccountManager::operator=(AccountManager&&) noexcept = default;
-AccountManager::~AccountManager() = default;
+// A change-feed delivery in progress holds the internals alive (so that it
+// can finish); stopping the feed first waits for it, so that nothing of this
+// manager runs on a backend thread once it is gone.
+AccountManager& AccountManager::operator=(AccountManager&& other) noexcept {
+  if (this != &other) {
+    if (impl_) impl_->feed.reset();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+AccountManager::~AccountManager() {
+  if (impl_) impl_->feed.reset();
+}
 
 Result<AccountManager> AccountManager::open(std::shared_ptr<StorageBackend> backend, const KeySource& key) {
   return open(std::move(backend), key, Options{});

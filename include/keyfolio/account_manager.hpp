@@ -30,7 +30,9 @@
 // or removed, by this manager or any other on the same backend. Handlers run
 // outside the manager's locks, possibly on a backend thread; they may call
 // the manager. Read the account for its current state: events of concurrent
-// writes may arrive out of order.
+// writes may arrive out of order. Destroying (or assigning over) a manager
+// stops its change feed and waits for a delivery in progress, so that no
+// backend thread runs manager code once it is gone.
 #pragma once
 
 #include <keyfolio/account.hpp>

@@ -545,6 +545,7 @@ TEST_CASE("keyfolio draws an import progress bar only on a terminal, and never c
   CHECK(mentions(on_terminal.err, "] 5000/5000 accounts, writing"));
 
   auto piped = cli({"import", "many.json"});
+  INFO(piped.err);
   REQUIRE(piped.status == 0);
   CHECK(piped.out == "imported 5000 accounts (0 added, 5000 updated)\n");
   CHECK(piped.err.empty());

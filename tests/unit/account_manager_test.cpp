@@ -5,7 +5,11 @@
 #include "catch.hpp"
 #include "stored.hpp"
 
+#include "detail/subscribers.hpp"
+
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <fstream>
 #include <map>
 #include <random>
@@ -799,4 +803,72 @@ TEST_CASE("first reads of accounts loaded sealed may run from many threads at on
   for (auto& t : threads) t.join();
   CHECK(wrong == 0);
   CHECK(m.list().size() == 400);
+}
+
+namespace {
+
+// A backend whose change feed is driven by the test, and whose next scan
+// can be held until the test lets it go.
+class HeldFeedBackend : public keyfolio::StorageBackendWrapper {
+ public:
+  using StorageBackendWrapper::StorageBackendWrapper;
+  std::shared_ptr<keyfolio::detail::Subscribers<keyfolio::ChangeEvent>> feed =
+      std::make_shared<keyfolio::detail::Subscribers<keyfolio::ChangeEvent>>();
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool hold = false, held = false;
+
+  keyfolio::Result<keyfolio::Subscription> subscribe(keyfolio::ChangeHandler handler) override {
+    return feed->add(std::move(handler));
+  }
+  keyfolio::Result<std::vector<keyfolio::Record>> scan(std::string_view c, std::string_view p) override {
+    std::unique_lock lock(mutex);
+    if (hold) {
+      held = true;
+      changed.notify_all();
+      changed.wait(lock, [&] { return !hold; });
+    }
+    lock.unlock();
+    return StorageBackendWrapper::scan(c, p);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("destroying a manager waits for a change-feed delivery in progress, so none runs after it is gone") {
+  auto backend = std::make_shared<HeldFeedBackend>(keyfolio::make_memory_backend());
+  auto m = std::make_unique<AccountManager>(AccountManager::open(backend, raw('x')).value());
+  std::atomic<bool> destroyed{false}, late{false};
+  auto events = m->subscribe([&](const keyfolio::AccountEvent&) {
+    if (destroyed) late = true;
+  });
+  // A record the manager has not heard of (so the resync below has an event
+  // to deliver), written past its feed.
+  WriteBatch batch;
+  batch.put("accounts", "binance/other", "not a sealed record", keyfolio::must_not_exist);
+  backend->write(batch).value();
+  {
+    std::lock_guard lock(backend->mutex);
+    backend->hold = true;
+  }
+  std::thread delivery([&] { backend->feed->deliver({{keyfolio::ChangeEvent::Kind::resync, {}, {}, 0}}); });
+  {
+    std::unique_lock lock(backend->mutex);
+    backend->changed.wait(lock, [&] { return backend->held; });
+  }
+  std::thread destroyer([&] {
+    m.reset();
+    destroyed = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // room for a destructor that does not wait
+  CHECK_FALSE(destroyed);
+  {
+    std::lock_guard lock(backend->mutex);
+    backend->hold = false;
+  }
+  backend->changed.notify_all();
+  delivery.join();
+  destroyer.join();
+  CHECK(destroyed);
+  CHECK_FALSE(late);
 }
