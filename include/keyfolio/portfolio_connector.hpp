@@ -16,7 +16,8 @@
 // already connected — the same exchange and the same identifying credential
 // (the API key; for wallet-style exchanges the wallet address, or the private
 // key). It is found through the keyed, non-reversible fingerprint stored
-// beside the portfolio, never by decrypting accounts. An account stored
+// beside the portfolio and each account, never by decrypting every account
+// (only one whose fingerprint matches, to check its record). An account stored
 // earlier through the AccountManager (`binance/main`) is linked instead of
 // duplicated; a new connection gets the account `<exchange>/<portfolio id>`.
 // Connecting twice with the same input changes nothing; with the same API key
