@@ -389,7 +389,7 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   // The cache entry of `id`, opened if it was kept sealed: the decryption
   // runs with no lock held, so that first reads of different accounts do
   // not wait on each other or hold up other readers. nullopt when absent.
-  // Calls `use` with the entry under the shared lock.
+  // Calls `use` with the entry while holding the cache lock.
   template <class Use>
   auto with_opened(const AccountId& id, Use use) -> std::optional<decltype(use(std::declval<const Entry&>()))> {
     AccountId key = id;
