@@ -686,6 +686,10 @@ keyfolio::Error io_error(const std::string& what, const std::string& path) {
   return keyfolio::Error(keyfolio::errc::storage_error, "could not " + what + " " + path + ": " + std::strerror(errno));
 }
 
+keyfolio::Error already_exists(const std::string& path) {
+  return keyfolio::Error(keyfolio::errc::conflict, path + " exists; give --force to replace it");
+}
+
 bool write_all(int fd, std::string_view data) {
   while (!data.empty()) {
     const ssize_t n = ::write(fd, data.data(), data.size());
@@ -705,9 +709,6 @@ keyfolio::Result<void> write_file(const std::string& path, const std::vector<std
       if (!write_all(STDOUT_FILENO, piece)) return io_error("write to", "standard output");
     }
     return {};
-  }
-  if (!replace && fs::exists(path)) {
-    return keyfolio::Error(keyfolio::errc::conflict, path + " exists; give --force to replace it");
   }
   const fs::path target(path);
   std::string temp = (target.parent_path().empty() ? fs::path(".") : target.parent_path()) /
@@ -742,7 +743,7 @@ keyfolio::Result<void> write_file(const std::string& path, const std::vector<std
   if (!replace || placed != 0) ::unlink(temp.c_str());
   if (placed != 0) {
     errno = place_errno;
-    if (errno == EEXIST) return keyfolio::Error(keyfolio::errc::conflict, path + " exists; give --force to replace it");
+    if (errno == EEXIST) return already_exists(path);
     return io_error("write", path);
   }
   // The new name itself is durable once its directory is.
@@ -804,7 +805,7 @@ int cmd_export(const Options& o, std::vector<std::string> args) {
   if (plaintext && bundle_fd) throw Usage{"--plaintext writes no bundle; --bundle-passphrase-fd does not apply"};
   const bool to_stdout = args[0] == "-";
   if (!force && !to_stdout && fs::exists(args[0])) {
-    return fail(keyfolio::Error(keyfolio::errc::conflict, args[0] + " exists; give --force to replace it"));
+    return fail(already_exists(args[0]));
   }
   if (plaintext && to_stdout && on_terminal(STDOUT_FILENO) &&
       !confirm("Print the secrets of every account on this terminal?")) {

@@ -105,50 +105,46 @@ class InlineBytes {
 
 // An account's fingerprint as kept in memory: its 16 bytes, not the 32 hex
 // digits it is written and shown as.
-class Fingerprint {
+class Fingerprint : public InlineBytes<16> {
  public:
   static constexpr std::size_t size = 16;
   Fingerprint() = default;
-  explicit Fingerprint(std::string_view hex) {
-    std::size_t n = 0;
-    const char* end = nullptr;
-    if (hex.size() != 2 * size ||
-        sodium_hex2bin(reinterpret_cast<unsigned char*>(bytes_.data()), size, hex.data(), hex.size(), nullptr, &n,
-                       &end) != 0 ||
-        n != size || end != hex.data() + hex.size()) {
-      return;
-    }
-    set_ = true;
-  }
-  bool empty() const noexcept { return !set_; }
+  // From the 32 hex digits; empty when `hex` is not that.
+  explicit Fingerprint(std::string_view hex) : InlineBytes(decoded(hex)) {}
   // From its 16 bytes as stored in a record header.
   static Fingerprint from_bytes(std::string_view bytes) {
     Fingerprint f;
-    if (bytes.size() != size) return f;
-    std::memcpy(f.bytes_.data(), bytes.data(), size);
-    f.set_ = true;
+    static_cast<InlineBytes&>(f) = InlineBytes(bytes);
     return f;
   }
   // The first 8 bytes: the key of the fingerprint index (keyed hash output,
   // so as good as any hash of the whole).
   std::uint64_t prefix() const noexcept {
     std::uint64_t v = 0;
-    std::memcpy(&v, bytes_.data(), sizeof v);
+    if (!empty()) std::memcpy(&v, view().data(), sizeof v);
     return v;
   }
-  // The bytes.
-  std::string_view view() const noexcept { return set_ ? std::string_view(bytes_.data(), size) : std::string_view(); }
   std::string hex() const {
-    if (!set_) return {};
+    if (empty()) return {};
     std::string out(2 * size + 1, '\0');
-    sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes_.data()), size);
+    sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(view().data()), size);
     out.pop_back();
     return out;
   }
 
  private:
-  std::array<char, size> bytes_{};
-  bool set_ = false;
+  static std::string decoded(std::string_view hex) {
+    std::string out(size, '\0');
+    std::size_t n = 0;
+    const char* end = nullptr;
+    if (hex.size() != 2 * size ||
+        sodium_hex2bin(reinterpret_cast<unsigned char*>(out.data()), size, hex.data(), hex.size(), nullptr, &n,
+                       &end) != 0 ||
+        n != size || end != hex.data() + hex.size()) {
+      return {};
+    }
+    return out;
+  }
 };
 
 // An account in the cache. Records that carry their fingerprint and

@@ -105,7 +105,7 @@ Run keyfolio_cli(const std::vector<std::string>& args, const std::string& input,
   return keyfolio_cli(Launch{args, input, env, {}, false});
 }
 
-bool mentions(const std::string& text, std::string_view part) { return text.find(part) != std::string::npos; }
+using keyfolio::test::mentions;
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;

@@ -4,6 +4,7 @@
 #include <keyfolio/backends/sqlite.hpp>
 
 #include "catch.hpp"
+#include "heard.hpp"
 #include "child_process.hpp"
 #include "temp_dir.hpp"
 
@@ -228,27 +229,16 @@ TEST_CASE("a change made by another process reaches this process's change feed")
   keyfolio::SqliteOptions options;
   options.poll_interval = std::chrono::milliseconds(10);
   auto manager = AccountManager::open(make_sqlite_backend(path, options).value(), raw_key()).value();
-  std::mutex mutex;
-  std::condition_variable cv;
-  std::vector<keyfolio::AccountEvent> heard;
-  auto subscription = manager.subscribe([&](const keyfolio::AccountEvent& e) {
-    std::lock_guard lock(mutex);
-    heard.push_back(e);
-    cv.notify_all();
-  });
+  keyfolio::test::Heard<keyfolio::AccountEvent> heard;
+  auto subscription = manager.subscribe(heard.handler());
   REQUIRE(::write(go[1], "g", 1) == 1);
   ::close(go[1]);
   int status = 0;
   ::waitpid(pid, &status, 0);
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 0);
-  {
-    std::unique_lock lock(mutex);
-    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] {
-      return std::any_of(heard.begin(), heard.end(), [](const auto& e) {
-        return e.kind == keyfolio::AccountEvent::Kind::created && e.id.spelling() == "KRAKEN/child";
-      });
-    }));
-  }
+  REQUIRE(heard.wait_for([](const auto& e) {
+    return e.kind == keyfolio::AccountEvent::Kind::created && e.id.spelling() == "KRAKEN/child";
+  }));
   CHECK(keyfolio::test::reveals(*manager.get("KRAKEN/child").value()->credentials.find("apiKey"), "from-child"));
 }

@@ -27,6 +27,9 @@ bool reveals(const Secret& secret, std::string_view expected) {
   return secret.reveal() == expected;
 }
 
+// Whether `text` (a message, an output) contains `part`.
+inline bool mentions(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
+
 }  // namespace keyfolio::test
 
 // Results print as their error (never a value: values may hold secrets), so

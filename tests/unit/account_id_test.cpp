@@ -20,9 +20,7 @@ std::string rejection(std::string_view text) {
   return id.error().message();
 }
 
-bool mentions(const std::string& message, std::string_view part) {
-  return message.find(part) != std::string::npos;
-}
+using keyfolio::test::mentions;
 
 }  // namespace
 

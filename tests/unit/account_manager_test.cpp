@@ -3,6 +3,7 @@
 #include <keyfolio/portfolio_connector.hpp>
 
 #include "catch.hpp"
+#include "keys.hpp"
 #include "stored.hpp"
 
 #include "detail/subscribers.hpp"
@@ -27,8 +28,8 @@ using keyfolio::errc;
 
 namespace {
 
-KeySource passphrase(std::string_view p) { return KeySource::passphrase(SecretString(p), KdfCost::minimum_for_tests()); }
-KeySource raw(char fill) { return KeySource::raw_key(SecretString(std::string(32, fill))); }
+using keyfolio::test::passphrase;
+using keyfolio::test::raw;
 
 Credentials binance_keys(std::string_view key, std::string_view secret) {
   Credentials c;
@@ -39,7 +40,7 @@ Credentials binance_keys(std::string_view key, std::string_view secret) {
 
 AccountId id(std::string_view text) { return AccountId::parse(text).value(); }
 
-bool mentions(const std::string& message, std::string_view part) { return message.find(part) != std::string::npos; }
+using keyfolio::test::mentions;
 
 // Everything stored, for proving that a rejected call changed nothing.
 std::vector<keyfolio::Record> snapshot(keyfolio::StorageBackend& b) { return keyfolio::test::everything(b); }

@@ -1,6 +1,7 @@
 #include <keyfolio/bundle.hpp>
 
 #include "catch.hpp"
+#include "keys.hpp"
 
 #include <boost/json.hpp>
 
@@ -14,10 +15,10 @@ using keyfolio::errc;
 
 namespace {
 
-KeySource passphrase(std::string_view p) { return KeySource::passphrase(SecretString(p), KdfCost::minimum_for_tests()); }
-KeySource raw(char fill) { return KeySource::raw_key(SecretString(std::string(32, fill))); }
+using keyfolio::test::passphrase;
+using keyfolio::test::raw;
 
-bool mentions(const std::string& message, std::string_view part) { return message.find(part) != std::string::npos; }
+using keyfolio::test::mentions;
 
 const std::string canary = "CANARY-bundle-7e41";
 

@@ -3,6 +3,7 @@
 #include <keyfolio/wire/coinapi_ems.hpp>
 
 #include "catch.hpp"
+#include "keys.hpp"
 #include "stored.hpp"
 
 #include <boost/json.hpp>
@@ -20,7 +21,7 @@ using keyfolio::test::reveals;
 
 namespace {
 
-KeySource raw(char fill) { return KeySource::raw_key(SecretString(std::string(32, fill))); }
+using keyfolio::test::raw;
 
 struct Store {
   std::shared_ptr<keyfolio::StorageBackend> backend = keyfolio::make_memory_backend();
@@ -31,7 +32,7 @@ struct Store {
 
 using keyfolio::test::same;
 
-bool mentions(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
+using keyfolio::test::mentions;
 
 std::string body_of(std::string_view exchange_id, std::string_view key, std::string_view secret) {
   return json::serialize(json::object{

@@ -30,7 +30,7 @@ struct Fixture {
 
 using keyfolio::test::same;
 
-bool mentions(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
+using keyfolio::test::mentions;
 
 const json::value& member(const json::value& v, std::string_view name) { return v.as_object().at(name); }
 

@@ -11,9 +11,7 @@ using keyfolio::errc;
 
 namespace {
 
-bool mentions(const std::string& message, std::string_view part) {
-  return message.find(part) != std::string::npos;
-}
+using keyfolio::test::mentions;
 
 const keyfolio::ExchangeInfo& exchange(std::string_view id) {
   const auto* info = ExchangeCatalog::builtin().find(id);

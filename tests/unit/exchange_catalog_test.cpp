@@ -29,9 +29,7 @@ std::string catalog_error(std::string_view json) {
   return catalog.error().message();
 }
 
-bool mentions(const std::string& message, std::string_view part) {
-  return message.find(part) != std::string::npos;
-}
+using keyfolio::test::mentions;
 
 }  // namespace
 

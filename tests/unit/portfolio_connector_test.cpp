@@ -4,6 +4,7 @@
 #include <keyfolio/testing/static_sources.hpp>
 
 #include "catch.hpp"
+#include "keys.hpp"
 #include "stored.hpp"
 #include "temp_dir.hpp"
 
@@ -26,9 +27,9 @@ using keyfolio::test::reveals;
 
 namespace {
 
-KeySource raw(char fill) { return KeySource::raw_key(SecretString(std::string(32, fill))); }
+using keyfolio::test::raw;
 
-bool mentions(const std::string& text, std::string_view part) { return text.find(part) != std::string::npos; }
+using keyfolio::test::mentions;
 
 Credentials fields(std::initializer_list<std::pair<const char*, std::string>> list) {
   Credentials c;

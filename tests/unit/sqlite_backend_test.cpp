@@ -2,6 +2,7 @@
 #include <keyfolio/backends/sqlite.hpp>
 
 #include "catch.hpp"
+#include "heard.hpp"
 #include "child_process.hpp"
 #include "temp_dir.hpp"
 
@@ -27,7 +28,7 @@ using keyfolio::test::TempDir;
 
 namespace {
 
-bool mentions(const std::string& message, std::string_view part) { return message.find(part) != std::string::npos; }
+using keyfolio::test::mentions;
 
 std::string file_bytes(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -291,24 +292,12 @@ TEST_CASE("AccountManager on a SQLite file keeps accounts across reopening and h
   REQUIRE(first.has_change_feed());
   CHECK(keyfolio::test::reveals(*first.get("BINANCE/main").value()->credentials.find("apiKey"), "k1"));
 
-  std::mutex mutex;
-  std::condition_variable cv;
-  std::vector<keyfolio::AccountEvent> heard;
-  auto subscription = first.subscribe([&](const keyfolio::AccountEvent& e) {
-    std::lock_guard lock(mutex);
-    heard.push_back(e);
-    cv.notify_all();
-  });
+  keyfolio::test::Heard<keyfolio::AccountEvent> heard;
+  auto subscription = first.subscribe(heard.handler());
   auto second = AccountManager::open(make_sqlite_backend(path, options).value(), raw_key()).value();
   second.upsert("BINANCE/main", keys("k2", "s2")).value();
-  {
-    std::unique_lock lock(mutex);
-    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] {
-      return std::any_of(heard.begin(), heard.end(), [](const auto& e) {
-        return e.kind == keyfolio::AccountEvent::Kind::updated && e.version == 2;
-      });
-    }));
-  }
+  REQUIRE(heard.wait_for(
+      [](const auto& e) { return e.kind == keyfolio::AccountEvent::Kind::updated && e.version == 2; }));
   CHECK(keyfolio::test::reveals(*first.get("BINANCE/main").value()->credentials.find("apiKey"), "k2"));
 }
 
@@ -317,23 +306,15 @@ TEST_CASE("a batch too large to log change by change reaches other handles as a 
   SqliteOptions options;
   options.poll_interval = std::chrono::milliseconds(10);
   auto watcher = make_sqlite_backend(dir / "store.db", options).value();
-  std::mutex mutex;
-  std::condition_variable cv;
-  std::vector<keyfolio::ChangeEvent> events;
-  auto subscription = watcher->subscribe([&](const keyfolio::ChangeEvent& e) {
-    std::lock_guard lock(mutex);
-    events.push_back(e);
-    cv.notify_all();
-  }).value();
+  keyfolio::test::Heard<keyfolio::ChangeEvent> heard;
+  auto subscription = watcher->subscribe(heard.handler()).value();
   auto writer = make_sqlite_backend(dir / "store.db", options).value();
   WriteBatch big;
   for (int i = 0; i < 2000; ++i) big.put("c", "k" + std::to_string(i), "v", must_not_exist);
   REQUIRE(writer->write(big).has_value());
   REQUIRE(writer->write(WriteBatch().put("c", "after", "v", must_not_exist)).has_value());
-  std::unique_lock lock(mutex);
-  REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] {
-    return std::any_of(events.begin(), events.end(), [](const auto& e) { return e.key == "after"; });
-  }));
+  REQUIRE(heard.wait_for([](const auto& e) { return e.key == "after"; }));
+  const auto events = heard.events();
   CHECK(std::count_if(events.begin(), events.end(),
                       [](const auto& e) { return e.kind == keyfolio::ChangeEvent::Kind::resync; }) == 1);
   CHECK(events.size() == 2);
