@@ -102,7 +102,10 @@ Result<std::vector<UpsertResult>> AccountManager::upsert(std::vector<AccountUpda
                                                          const Progress& progress) {
   constexpr std::size_t progress_step = 4096;
   Impl& m = *impl_;
-  std::map<std::string, std::size_t> index;  // storage key -> position in `accounts`
+  // (storage key, position in `accounts`), sorted: the batch is written in
+  // key order, and an account given twice sits beside itself.
+  std::vector<std::pair<std::string, std::size_t>> order;
+  order.reserve(accounts.size());
   for (std::size_t i = 0; i < accounts.size(); ++i) {
     const AccountId& id = accounts[i].id;
     const ExchangeInfo* info = m.exchange_of(id);
@@ -113,51 +116,68 @@ Result<std::vector<UpsertResult>> AccountManager::upsert(std::vector<AccountUpda
     if (auto valid = accounts[i].credentials.validate(*info); !valid) {
       return Error(errc::validation_failed, "account " + name_of(id) + ": " + valid.error().message());
     }
-    auto [it, inserted] = index.emplace(id.canonical(), i);
-    if (!inserted) {
-      return Error(errc::validation_failed, "account " + name_of(id) + " is given twice (as " +
-                                                name_of(accounts[it->second].id) + " and " + name_of(id) +
-                                                "); nothing was stored");
+    order.emplace_back(id.canonical(), i);
+  }
+  std::sort(order.begin(), order.end());
+  // Of the accounts given twice, the one whose second mention comes first.
+  std::optional<std::pair<std::size_t, std::size_t>> twice;
+  for (std::size_t k = 1; k < order.size(); ++k) {
+    if (order[k].first == order[k - 1].first && (!twice || order[k].second < twice->second)) {
+      std::size_t first = k - 1;
+      while (first > 0 && order[first - 1].first == order[k].first) --first;
+      twice = std::pair{order[first].second, order[k].second};
     }
+  }
+  if (twice) {
+    const AccountId& id = accounts[twice->second].id;
+    return Error(errc::validation_failed, "account " + name_of(id) + " is given twice (as " +
+                                              name_of(accounts[twice->first].id) + " and " + name_of(id) +
+                                              "); nothing was stored");
   }
   std::vector<UpsertResult> results(accounts.size());
   if (accounts.empty()) return results;
+  std::vector<std::string_view> keys;
+  keys.reserve(order.size());
+  for (const auto& [key, i] : order) keys.push_back(key);
   // Built once; each attempt stamps versions and times before sealing, and
   // only a committed attempt publishes them to the cache.
   std::vector<std::shared_ptr<Account>> prepared(accounts.size());
-  std::vector<std::string> fingerprints(accounts.size());
+  std::vector<Fingerprint> fingerprints(accounts.size());
   for (std::size_t i = 0; i < accounts.size(); ++i) {
-    fingerprints[i] = m.fingerprint_of(accounts[i].id, accounts[i].credentials);
+    fingerprints[i] = m.fingerprint(accounts[i].id, accounts[i].credentials);
     prepared[i] = std::make_shared<Account>(Account{std::move(accounts[i].id), std::move(accounts[i].credentials)});
   }
 
   for (int attempt = 0; attempt < m.max_retries; ++attempt) {
     const bool report = progress && attempt == 0;
-    auto current = m.read_current(index);
+    auto current = m.read_current(keys);
     if (!current) return current.error();
     const Timestamp updated = now();
     WriteBatch batch;
-    std::map<std::string, Sealed> sealed;
-    for (const auto& [key, i] : index) {
+    std::vector<Sealed> sealed;
+    sealed.reserve(order.size());
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      const auto& [key, i] = order[k];
       Account& account = *prepared[i];
       const AccountId& id = account.id;
       Timestamp created = updated;
       std::uint64_t version = must_not_exist;
-      if (auto found = current->find(key); found != current->end()) {
-        auto stored_created = m.created_of(key, found->second);
+      if (const auto& found = (*current)[k]) {
+        auto stored_created = m.created_of(key, *found);
         if (!stored_created) {
           return Error(errc::corrupt_data, "the stored record of account " + name_of(id) +
                                                " does not authenticate (tampered, truncated or copied); "
                                                "remove it before storing new credentials");
         }
         created = *stored_created;
-        version = found->second.version;
+        version = found->version;
       }
       account.version = version + 1;
       account.created = created;
       account.updated = updated;
       std::string value = m.seal(id, key, account.version, created, updated, account.credentials, fingerprints[i]);
-      sealed.emplace(key, Sealed{std::string(detail::Vault::nonce_of(value)), prepared[i], fingerprints[i]});
+      sealed.push_back(
+          Sealed{key, InlineBytes<detail::nonce_size>(detail::Vault::nonce_of(value)), prepared[i], fingerprints[i]});
       batch.put(accounts_collection, key, std::move(value), version);
       results[i] = UpsertResult{version == must_not_exist, version + 1};
       if (report && sealed.size() % progress_step == 0 && sealed.size() < accounts.size()) {
@@ -165,15 +185,16 @@ Result<std::vector<UpsertResult>> AccountManager::upsert(std::vector<AccountUpda
       }
     }
     if (report) progress(accounts.size(), accounts.size());
+    const std::uint64_t before = m.generation();
     auto written = m.backend->write(batch);
     if (!written) {
       if (written.error().code() == errc::conflict) continue;
       return written.error();
     }
-    (void)m.sync_sealed(sealed);
+    (void)m.sync_sealed(sealed, before);
     return results;
   }
-  return m.exhausted("upsert", prepared[index.begin()->second]->id);
+  return m.exhausted("upsert", prepared[order.front().second]->id);
 }
 
 namespace {

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <set>
 #include <shared_mutex>
+#include <span>
 #include <unordered_map>
 
 namespace keyfolio {
@@ -105,12 +106,15 @@ class InlineBytes {
 
 // An account's fingerprint as kept in memory: its 16 bytes, not the 32 hex
 // digits it is written and shown as.
-class Fingerprint : public InlineBytes<16> {
+class Fingerprint : public InlineBytes<detail::Vault::fingerprint_size> {
  public:
-  static constexpr std::size_t size = 16;
+  static constexpr std::size_t size = detail::Vault::fingerprint_size;
   Fingerprint() = default;
   // From the 32 hex digits; empty when `hex` is not that.
   explicit Fingerprint(std::string_view hex) : InlineBytes(decoded(hex)) {}
+  // As the vault computes it.
+  explicit Fingerprint(const detail::Vault::FingerprintBytes& bytes)
+      : InlineBytes(std::string_view(bytes.data(), bytes.size())) {}
   // From its 16 bytes as stored in a record header.
   static Fingerprint from_bytes(std::string_view bytes) {
     Fingerprint f;
@@ -172,9 +176,14 @@ inline std::string name_of(const AccountId& id) { return detail::quote(id.spelli
 // An account this manager has just sealed into a record with `nonce`, so
 // that taking it into the cache needs no decryption.
 struct Sealed {
-  std::string nonce;
+  std::string_view key;  // its storage key, owned by the writer's batch
+  InlineBytes<detail::nonce_size> nonce;
   std::shared_ptr<const Account> account;
-  std::string fingerprint;
+  Fingerprint fingerprint;
+
+  bool sealed_into(const Record& record) const {
+    return account->version == record.version && nonce.view() == detail::Vault::nonce_of(record.value);
+  }
 };
 
 }  // namespace detail::accounts
@@ -200,7 +209,11 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   using CacheItem = std::pair<const AccountId, Entry>;
   std::unordered_multimap<std::uint64_t, const CacheItem*> ids_by_fingerprint;
 
-  std::mutex sync_mutex;  // orders cache updates: each re-reads the backend
+  std::mutex sync_mutex;  // orders cache updates
+  // Counts the cache updates made under sync_mutex: a writer that finds it
+  // unchanged across its write knows that nothing has brought the cache past
+  // its commit (see sync_sealed). Under sync_mutex.
+  std::uint64_t sync_generation = 0;
   Subscription feed;
 
   std::shared_ptr<detail::Subscribers<AccountEvent>> subscribers =
@@ -211,7 +224,9 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
 
   ~Impl() { feed.reset(); }
 
-  std::string fingerprint_of(const AccountId& id, const Credentials& credentials) const {
+  // The keyed fingerprint of an account's identifying credential (empty
+  // when its exchange has none, or it is missing).
+  Fingerprint fingerprint(const AccountId& id, const Credentials& credentials) const {
     const ExchangeInfo* info = catalog->find(id.exchange());
     if (info == nullptr) return {};
     const auto field = info->identifying_field();
@@ -221,7 +236,11 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     std::memcpy(message.data(), id.exchange().data(), id.exchange().size());
     message.data()[id.exchange().size()] = '\0';
     std::memcpy(message.data() + id.exchange().size() + 1, value->reveal().data(), value->size());
-    return vault.fingerprint(message.view());
+    return Fingerprint(vault.fingerprint_bytes(message.view()));
+  }
+  // The same in hex, as stored in the portfolio index.
+  std::string fingerprint_of(const AccountId& id, const Credentials& credentials) const {
+    return fingerprint(id, credentials).hex();
   }
 
   // The clear header of an account record: u8 fingerprint length |
@@ -260,8 +279,8 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     return record;
   }
 
-  std::string seal(const AccountId& id, const std::string& key, std::uint64_t version, Timestamp created,
-                   Timestamp updated, const Credentials& credentials, std::string_view fingerprint) const {
+  std::string seal(const AccountId& id, std::string_view key, std::uint64_t version, Timestamp created,
+                   Timestamp updated, const Credentials& credentials, const Fingerprint& fingerprint) const {
     std::size_t size = 1 + 8 + 8 + 4 + id.spelling().size() + 4;
     for (const auto& [field, value] : credentials) size += 8 + field.size() + value.size();
     PayloadWriter w(size);
@@ -274,8 +293,7 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
       w.str(field);
       w.str(value.reveal());
     }
-    return vault.seal(accounts_collection, key, version, w.view(),
-                      account_header(Fingerprint(fingerprint), id.spelling()));
+    return vault.seal(accounts_collection, key, version, w.view(), account_header(fingerprint, id.spelling()));
   }
 
   // Opens a stored record: the account, or nullopt when it does not
@@ -332,7 +350,7 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
         return std::pair{std::move(*id), std::move(entry)};
       }
     } else if (auto account = open_record(key, record)) {
-      entry.fingerprint = Fingerprint(fingerprint_of(account->id, account->credentials));
+      entry.fingerprint = fingerprint(account->id, account->credentials);
       AccountId id = account->id;  // the spelling it was stored with
       entry.account = std::make_shared<const Account>(std::move(*account));
       return std::pair{std::move(id), std::move(entry)};
@@ -356,8 +374,8 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     if (!account || account->id.spelling() != id.spelling()) return {};
     // The header authenticated with the record; a fingerprint that differs
     // from it now comes from another catalog's idea of the identifying field.
-    Fingerprint fingerprint(fingerprint_of(account->id, account->credentials));
-    return {std::make_shared<const Account>(std::move(*account)), fingerprint};
+    Fingerprint recomputed = fingerprint(account->id, account->credentials);
+    return {std::make_shared<const Account>(std::move(*account)), recomputed};
   }
 
   // Puts what decrypt() gave into the entry; under cache_mutex (exclusive).
@@ -436,8 +454,7 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     if (adopt) {
       std::unique_lock lock(cache_mutex);
       auto it = cache.find(*id);
-      if (it != cache.end() && it->second.holds(*record) && !it->second.opened() &&
-          sealed->account->version == record->version && sealed->nonce == detail::Vault::nonce_of(record->value)) {
+      if (it != cache.end() && it->second.holds(*record) && !it->second.opened() && sealed->sealed_into(*record)) {
         it->second.account = sealed->account;
         std::string().swap(it->second.sealed);
       }
@@ -454,12 +471,8 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     Entry entry;
-    if (sealed != nullptr && sealed->account->version == record->version &&
-        sealed->nonce == detail::Vault::nonce_of(record->value)) {
-      entry.version = record->version;
-      entry.nonce = InlineBytes<detail::nonce_size>(sealed->nonce);
-      entry.fingerprint = Fingerprint(sealed->fingerprint);
-      entry.account = sealed->account;
+    if (sealed != nullptr && sealed->sealed_into(*record)) {
+      entry = entry_of(*sealed);
     } else {
       auto made = make_entry(*record);
       if (!made) return;
@@ -467,21 +480,41 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
       entry = std::move(made->second);
     }
     std::unique_lock lock(cache_mutex);
-    auto it = cache.find(*id);
-    if (it != cache.end()) {
+    store_entry(*id, std::move(entry), &events);
+  }
+
+  // Puts `entry` into the cache under `id`, replacing the entry of an equal
+  // id, and appends the event to `events` (unless null); under cache_mutex
+  // (exclusive).
+  void store_entry(const AccountId& id, Entry entry, std::vector<AccountEvent>* events) {
+    const std::uint64_t version = entry.version;
+    auto it = cache.find(id);
+    const bool known = it != cache.end();
+    if (known) {
       unindex(it);
-      if (it->first.spelling() != id->spelling()) {
+      if (it->first.spelling() != id.spelling()) {
         // Keep the latest spelling; the node (and pointers into it) stays.
         auto node = cache.extract(it);
-        node.key() = *id;
+        node.key() = id;
         it = cache.insert(std::move(node)).position;
       }
       it->second = std::move(entry);
     } else {
-      it = cache.emplace(*id, std::move(entry)).first;
+      it = cache.emplace(id, std::move(entry)).first;
     }
     index(*it);
-    events.push_back({known ? AccountEvent::Kind::updated : AccountEvent::Kind::created, it->first, record->version});
+    if (events != nullptr) {
+      events->push_back({known ? AccountEvent::Kind::updated : AccountEvent::Kind::created, it->first, version});
+    }
+  }
+
+  static Entry entry_of(const Sealed& sealed) {
+    Entry entry;
+    entry.version = sealed.account->version;
+    entry.nonce = sealed.nonce;
+    entry.fingerprint = sealed.fingerprint;
+    entry.account = sealed.account;
+    return entry;
   }
 
   // Adds a cache entry to the fingerprint index; under cache_mutex
@@ -529,6 +562,7 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     std::vector<AccountEvent> events;
     {
       std::lock_guard lock(sync_mutex);
+      ++sync_generation;
       auto record = backend->get(accounts_collection, key);
       if (!record) return record.error();
       apply(key, *record, events);
@@ -537,37 +571,85 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     return {};
   }
 
-  // Takes records this manager has just written into the cache, re-reading
-  // them from the backend so that a newer write from elsewhere wins.
-  Result<void> sync_sealed(const std::map<std::string, Sealed>& sealed) {
+  // The sync generation, taken before a write for sync_sealed().
+  std::uint64_t generation() {
+    std::lock_guard lock(sync_mutex);
+    return sync_generation;
+  }
+
+  // Takes records this manager has just written into the cache. `sealed`
+  // is sorted by key; `before` is generation() taken before the write began.
+  //
+  // With a change feed, and the generation unmoved, nothing has updated the
+  // cache since before the commit, so these records are at least as new as
+  // anything the cache holds, and they go in as they are: a change made
+  // elsewhere after the commit reaches the cache through the feed, whose
+  // update runs after this one. Otherwise the records are read back, so
+  // that a later state wins: another update (a concurrent write through
+  // this manager, or the feed) may have seen one, and without a feed a
+  // writer that came after the commit would not be heard of at all.
+  Result<void> sync_sealed(std::span<const Sealed> sealed, std::uint64_t before) {
+    std::vector<AccountEvent> events;
+    Result<void> done;
+    {
+      std::lock_guard lock(sync_mutex);
+      const bool untouched = feed_active && sync_generation == before;
+      ++sync_generation;
+      done = untouched ? install(sealed, events) : read_back(sealed, events);
+    }
+    deliver(events);
+    return done;
+  }
+
+  // sync_sealed() when nothing came between: no storage read. Under
+  // sync_mutex; the cache lock is taken a chunk at a time, so that readers
+  // wait for at most one chunk of a large batch.
+  Result<void> install(std::span<const Sealed> sealed, std::vector<AccountEvent>& events) {
+    constexpr std::size_t chunk = 1024;
+    // Events are for subscribers; with none, building them is wasted.
+    std::vector<AccountEvent>* notify = subscribers->empty() ? nullptr : &events;
+    if (notify != nullptr) events.reserve(sealed.size());
+    for (std::size_t from = 0; from < sealed.size(); from += chunk) {
+      std::unique_lock lock(cache_mutex);
+      if (from == 0 && sealed.size() > chunk) {
+        cache.reserve(cache.size() + sealed.size());
+        ids_by_fingerprint.reserve(ids_by_fingerprint.size() + sealed.size());
+      }
+      for (const Sealed& s : sealed.subspan(from, std::min(chunk, sealed.size() - from))) {
+        store_entry(s.account->id, entry_of(s), notify);
+      }
+    }
+    return {};
+  }
+
+  // sync_sealed() when something came between: each record as stored now.
+  // Under sync_mutex.
+  Result<void> read_back(std::span<const Sealed> sealed, std::vector<AccountEvent>& events) {
+    const auto find = [&](std::string_view key) -> const Sealed* {
+      auto it = std::lower_bound(sealed.begin(), sealed.end(), key,
+                                 [](const Sealed& s, std::string_view k) { return s.key < k; });
+      return it != sealed.end() && it->key == key ? &*it : nullptr;
+    };
     if (sealed.size() > 64) {
-      std::vector<AccountEvent> events;
-      {
-        std::lock_guard lock(sync_mutex);
-        auto records = backend->scan(accounts_collection);
-        if (!records) return records.error();
-        for (const Record& record : *records) {
-          auto it = sealed.find(record.key);
-          if (it != sealed.end()) apply(record.key, record, events, &it->second);
-        }
-        for (const auto& [key, s] : sealed) {
-          const bool present = std::binary_search(records->begin(), records->end(), key,
-                                                  [](const auto& a, const auto& b) { return key_of(a) < key_of(b); });
-          if (!present) apply(key, std::nullopt, events);
+      auto records = backend->scan(accounts_collection);
+      if (!records) return records.error();
+      std::vector<bool> present(sealed.size());
+      for (const Record& record : *records) {
+        if (const Sealed* s = find(record.key)) {
+          present[static_cast<std::size_t>(s - sealed.data())] = true;
+          apply(record.key, record, events, s);
         }
       }
-      deliver(events);
+      for (std::size_t i = 0; i < sealed.size(); ++i) {
+        if (!present[i]) apply(std::string(sealed[i].key), std::nullopt, events);
+      }
       return {};
     }
-    for (const auto& [key, s] : sealed) {
-      std::vector<AccountEvent> events;
-      {
-        std::lock_guard lock(sync_mutex);
-        auto record = backend->get(accounts_collection, key);
-        if (!record) return record.error();
-        apply(key, *record, events, &s);
-      }
-      deliver(events);
+    for (const Sealed& s : sealed) {
+      const std::string key(s.key);
+      auto record = backend->get(accounts_collection, key);
+      if (!record) return record.error();
+      apply(key, *record, events, &s);
     }
     return {};
   }
@@ -599,6 +681,7 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     std::vector<AccountEvent> events;
     {
       std::lock_guard lock(sync_mutex);
+      ++sync_generation;
       auto records = backend->scan(accounts_collection);
       if (!records) return records.error();
       bool empty = false;
@@ -630,27 +713,23 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
 
   void deliver(const std::vector<AccountEvent>& events) { subscribers->deliver(events); }
 
-  // The stored records of `keys`: one get each for a few keys, one scan for
-  // many.
-  template <class Keys>
-  Result<std::map<std::string, Record, std::less<>>> read_current(const Keys& keys) const {
-    std::map<std::string, Record, std::less<>> out;
+  // The stored record of each of `keys` (sorted), at the same positions
+  // (nullopt: absent): one get each for a few keys, one scan for many.
+  Result<std::vector<std::optional<Record>>> read_current(std::span<const std::string_view> keys) const {
+    std::vector<std::optional<Record>> out(keys.size());
     if (keys.size() > 64) {
       auto records = backend->scan(accounts_collection);
       if (!records) return records.error();
       for (Record& record : *records) {
-        if (keys.contains(record.key)) {
-          std::string key = record.key;
-          out.emplace(std::move(key), std::move(record));
-        }
+        auto it = std::lower_bound(keys.begin(), keys.end(), std::string_view(record.key));
+        if (it != keys.end() && *it == record.key) out[static_cast<std::size_t>(it - keys.begin())] = std::move(record);
       }
       return out;
     }
-    for (const auto& entry : keys) {
-      const std::string& key = entry.first;
-      auto record = backend->get(accounts_collection, key);
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      auto record = backend->get(accounts_collection, keys[i]);
       if (!record) return record.error();
-      if (*record) out.emplace(key, std::move(**record));
+      out[i] = std::move(*record);
     }
     return out;
   }

@@ -235,7 +235,8 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
   if (!name) return name.error();
   if (name->empty()) name = info->name.empty() ? info->id : info->name;
   const AccountId exchange_only = AccountId::from_parts(info->id, {}, *m.catalog).value();
-  const std::string fingerprint = m.fingerprint_of(exchange_only, request.connection_fields);
+  const Fingerprint fingerprint_bytes = m.fingerprint(exchange_only, request.connection_fields);
+  const std::string fingerprint = fingerprint_bytes.hex();
   if (fingerprint.empty()) {
     return Error(errc::validation_failed, "credentials for " + info->name + " have no identifying field");
   }
@@ -296,7 +297,7 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
     if (!current) return current.error();
 
     WriteBatch batch;
-    std::map<std::string, Sealed> sealed;
+    std::vector<Sealed> sealed;
     bool credentials_updated = false;
     std::optional<Account> existing;
     if (*current) {
@@ -305,7 +306,7 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
         return Error(errc::corrupt_data, "the stored record of account " + detail::quote(account_id->spelling()) +
                                              " does not authenticate; nothing was stored");
       }
-      if (m.fingerprint_of(existing->id, existing->credentials) != fingerprint) {
+      if (m.fingerprint(existing->id, existing->credentials).view() != fingerprint_bytes.view()) {
         if (linked_account) {
           // The manager's view was behind: that account holds another key now.
           (void)m.sync_key(account_key);
@@ -328,8 +329,9 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
       auto account = std::make_shared<Account>(
           Account{existing ? existing->id : *account_id, request.connection_fields, version + 1, created, stamp});
       std::string value =
-          m.seal(account->id, account_key, version + 1, created, stamp, account->credentials, fingerprint);
-      sealed.emplace(account_key, Sealed{std::string(detail::Vault::nonce_of(value)), account, fingerprint});
+          m.seal(account->id, account_key, version + 1, created, stamp, account->credentials, fingerprint_bytes);
+      sealed.push_back(
+          Sealed{account_key, InlineBytes<detail::nonce_size>(detail::Vault::nonce_of(value)), account, fingerprint_bytes});
       batch.put(accounts_collection, account_key, std::move(value), version);
       credentials_updated = existing.has_value() || portfolio.has_value();
     }
@@ -359,12 +361,13 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
                 store.seal(portfolios_collection, result.portfolio_id, v + 1, encode(touched)), v);
     }
     if (batch.empty()) return result;  // already connected with these very credentials
+    const std::uint64_t before = m.generation();
     auto written = m.backend->write(batch);
     if (!written) {
       if (written.error().code() == errc::conflict) continue;
       return written.error();
     }
-    (void)m.sync_sealed(sealed);
+    (void)m.sync_sealed(sealed, before);
     return result;
   }
   return Error(errc::conflict, "connecting to " + info->name + " lost to concurrent writers " +

@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -116,7 +117,8 @@ std::string prefix_end(std::string_view prefix) {
 struct Connection {
   Db db;
   std::string path;
-  Statement begin, commit, rollback, get, scan, scan_from, scan_range, put, erase, erase_all, log, trim;
+  Statement begin, commit, rollback, get, scan, scan_from, scan_range, insert_new, update_at, erase_at, erase_all, log,
+      trim;
   Statement data_version, changes_since, log_bounds;
 
   Error fail(std::string_view what, int rc) const {
@@ -173,10 +175,13 @@ struct Connection {
         {&scan_from, "SELECT key, version, value FROM records WHERE collection = ?1 AND key >= ?2 ORDER BY key"},
         {&scan_range,
          "SELECT key, version, value FROM records WHERE collection = ?1 AND key >= ?2 AND key < ?3 ORDER BY key"},
-        {&put,
-         "INSERT INTO records (collection, key, version, value) VALUES (?1, ?2, ?3, ?4) "
-         "ON CONFLICT (collection, key) DO UPDATE SET version = excluded.version, value = excluded.value"},
-        {&erase, "DELETE FROM records WHERE collection = ?1 AND key = ?2"},
+        // Each write states its expectation, so that a change count of
+        // zero is a conflict: no separate read of the version.
+        {&insert_new,
+         "INSERT INTO records (collection, key, version, value) VALUES (?1, ?2, 1, ?3) "
+         "ON CONFLICT (collection, key) DO NOTHING"},
+        {&update_at, "UPDATE records SET version = ?4, value = ?5 WHERE collection = ?1 AND key = ?2 AND version = ?3"},
+        {&erase_at, "DELETE FROM records WHERE collection = ?1 AND key = ?2 AND version = ?3"},
         {&erase_all, "DELETE FROM records WHERE collection = ?1"},
         {&log, "INSERT INTO changes (kind, collection, key, version) VALUES (?1, ?2, ?3, ?4)"},
         {&trim, "DELETE FROM changes WHERE seq <= ?1"},
@@ -319,18 +324,37 @@ Result<void> prepare_schema(Connection& c) {
   return c.exec("COMMIT", "committing the schema");
 }
 
+// The size of the write-ahead log after a handle's last commit, as SQLite's
+// WAL hook reports it. Installing the hook replaces SQLite's automatic
+// checkpoint on that connection; the handle's poller checkpoints instead.
+struct WalFrames {
+  static constexpr int threshold = 1000;  // SQLite's default automatic checkpoint
+  std::atomic<int> frames{0};
+
+  static int hook(void* self, sqlite3*, const char*, int frames) {
+    static_cast<WalFrames*>(self)->frames.store(frames, std::memory_order_relaxed);
+    return SQLITE_OK;
+  }
+};
+
 // The change feed of one handle: a thread with its own read connection. It
 // lives apart from the backend, because a handler may drop the last
 // reference to the backend from the poller's own thread.
+//
+// It also checkpoints the write-ahead log for the handle: while a handle has
+// a poller, its own commits do not (see WalFrames), so that a write returns
+// as soon as its commit is durable instead of after copying the log into the
+// database as well.
 class Poller {
  public:
   Poller(Connection watcher, std::int64_t last_seq, std::int64_t data_version, std::chrono::milliseconds interval,
-         std::shared_ptr<detail::Subscribers<ChangeEvent>> subscribers)
+         std::shared_ptr<detail::Subscribers<ChangeEvent>> subscribers, std::shared_ptr<WalFrames> wal)
       : watcher_(std::move(watcher)),
         last_seq_(last_seq),
         data_version_(data_version),
         interval_(interval),
-        subscribers_(std::move(subscribers)) {}
+        subscribers_(std::move(subscribers)),
+        wal_(std::move(wal)) {}
 
   static void run(const std::shared_ptr<Poller>& self) {
     std::unique_lock lock(self->mutex_);
@@ -339,6 +363,7 @@ class Poller {
       if (self->stopping_) break;
       lock.unlock();
       self->subscribers_->deliver(self->poll_once());
+      self->checkpoint();
       lock.lock();
     }
   }
@@ -401,11 +426,26 @@ class Poller {
     return events;
   }
 
+  // A passive checkpoint once the log has grown past SQLite's own automatic
+  // threshold: it copies what no reader still needs and never blocks
+  // writers or readers. A busy or failed one is tried again next time.
+  void checkpoint() {
+    if (wal_->frames.load(std::memory_order_relaxed) < WalFrames::threshold) return;
+    int logged = 0;
+    int copied = 0;
+    if (sqlite3_wal_checkpoint_v2(watcher_.db.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &logged, &copied) ==
+            SQLITE_OK &&
+        copied == logged) {
+      wal_->frames.store(0, std::memory_order_relaxed);
+    }
+  }
+
   Connection watcher_;
   std::int64_t last_seq_;
   std::int64_t data_version_;
   std::chrono::milliseconds interval_;
   std::shared_ptr<detail::Subscribers<ChangeEvent>> subscribers_;
+  std::shared_ptr<WalFrames> wal_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
@@ -459,16 +499,6 @@ class SqliteBackend final : public StorageBackend {
     std::lock_guard lock(mutex_);
     Transaction tx(c_);
     if (auto r = tx.begin(); !r) return r;
-    auto versions = detail::check_batch(batch, [&](const std::string& collection, const std::string& key)
-                                                   -> Result<std::optional<std::uint64_t>> {
-      Use use(c_.get);
-      use.blob(1, collection).blob(2, key);
-      const int rc = use.step();
-      if (rc == SQLITE_DONE) return std::optional<std::uint64_t>();
-      if (rc != SQLITE_ROW) return c_.fail("reading a version", rc);
-      return std::optional<std::uint64_t>(static_cast<std::uint64_t>(use.int64(0)));
-    });
-    if (!versions) return versions.error();
     const auto ops = batch.operations();
     const bool log_each = ops.size() <= max_logged_operations;
     if (!log_each) {
@@ -477,37 +507,64 @@ class SqliteBackend final : public StorageBackend {
         return c_.fail("logging the change", rc);
       }
     }
-    for (std::size_t i = 0; i < ops.size(); ++i) {
-      const auto& op = ops[i];
+    // Operations apply in order inside the transaction, so that a later one
+    // sees what an earlier one left; any failure rolls the whole batch back.
+    for (const auto& op : ops) {
+      if (auto named = detail::check_names(op); !named) return named.error();
+      const auto expected = static_cast<std::int64_t>(op.expected_version);
       int rc = SQLITE_DONE;
+      bool matched = true;
+      std::uint64_t version = 0;
       LoggedKind kind = LoggedKind::put;
       switch (op.kind) {
         case WriteBatch::Kind::put:
-          rc = Use(c_.put)
-                   .blob(1, op.collection)
-                   .blob(2, op.key)
-                   .integer(3, static_cast<std::int64_t>((*versions)[i]))
-                   .blob(4, op.value)
-                   .step();
+          version = op.expected_version + 1;
+          rc = op.expected_version == must_not_exist
+                   ? Use(c_.insert_new).blob(1, op.collection).blob(2, op.key).blob(3, op.value).step()
+                   : Use(c_.update_at)
+                         .blob(1, op.collection)
+                         .blob(2, op.key)
+                         .integer(3, expected)
+                         .integer(4, static_cast<std::int64_t>(version))
+                         .blob(5, op.value)
+                         .step();
+          matched = sqlite3_changes(c_.db.get()) == 1;
           break;
         case WriteBatch::Kind::erase:
           kind = LoggedKind::erase;
-          rc = Use(c_.erase).blob(1, op.collection).blob(2, op.key).step();
+          if (op.expected_version == must_not_exist) {
+            auto current = version_of(op);  // erasing what must be absent: a check only
+            if (!current) return current.error();
+            matched = !*current;
+          } else {
+            rc = Use(c_.erase_at).blob(1, op.collection).blob(2, op.key).integer(3, expected).step();
+            matched = sqlite3_changes(c_.db.get()) == 1;
+          }
           break;
         case WriteBatch::Kind::erase_all:
           kind = LoggedKind::erase_all;
           rc = Use(c_.erase_all).blob(1, op.collection).step();
           break;
-        case WriteBatch::Kind::expect:
-          continue;  // checked above; nothing to write or log
+        case WriteBatch::Kind::expect: {
+          auto current = version_of(op);
+          if (!current) return current.error();
+          matched = op.expected_version == must_not_exist ? !*current : *current == op.expected_version;
+          if (!matched) return detail::conflict(op, *current);
+          continue;  // nothing to write or log
+        }
       }
       if (rc != SQLITE_DONE) return c_.fail("writing", rc);
+      if (!matched) {
+        auto current = version_of(op);
+        if (!current) return current.error();
+        return detail::conflict(op, *current);
+      }
       if (!log_each) continue;
       rc = Use(c_.log)
                .integer(1, static_cast<int>(kind))
                .blob(2, op.collection)
                .blob(3, op.key)
-               .integer(4, static_cast<std::int64_t>((*versions)[i]))
+               .integer(4, static_cast<std::int64_t>(version))
                .step();
       if (rc != SQLITE_DONE) return c_.fail("logging the change", rc);
     }
@@ -522,6 +579,16 @@ class SqliteBackend final : public StorageBackend {
       trimmed_through_ = horizon;
     }
     return tx.commit();
+  }
+
+  // The version `op`'s key is at now, inside the write transaction.
+  Result<std::optional<std::uint64_t>> version_of(const WriteBatch::Operation& op) {
+    Use use(c_.get);
+    use.blob(1, op.collection).blob(2, op.key);
+    const int rc = use.step();
+    if (rc == SQLITE_DONE) return std::optional<std::uint64_t>();
+    if (rc != SQLITE_ROW) return c_.fail("reading a version", rc);
+    return std::optional<std::uint64_t>(static_cast<std::uint64_t>(use.int64(0)));
   }
 
   Result<Subscription> subscribe(ChangeHandler handler) override {
@@ -543,8 +610,10 @@ class SqliteBackend final : public StorageBackend {
         data_version = version.int64(0);
       }
       poller_ = std::make_shared<Poller>(std::move(*watcher), last, data_version, options_.poll_interval,
-                                         subscribers_);
+                                         subscribers_, wal_);
       thread_ = std::thread([p = poller_] { Poller::run(p); });
+      std::lock_guard connection(mutex_);
+      sqlite3_wal_hook(c_.db.get(), &WalFrames::hook, wal_.get());
     }
     return subscribers_->add(std::move(handler));
   }
@@ -552,6 +621,8 @@ class SqliteBackend final : public StorageBackend {
   std::string describe() const override { return "sqlite:" + path_.string(); }
 
  private:
+  // Before c_, whose WAL hook may point at it until c_ closes.
+  std::shared_ptr<WalFrames> wal_ = std::make_shared<WalFrames>();
   std::mutex mutex_;  // serializes use of c_
   Connection c_;
   std::filesystem::path path_;

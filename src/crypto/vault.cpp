@@ -54,9 +54,14 @@ void append_u64(std::string& out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
+// The associated data of a record; `extra` bytes are reserved for what
+// headed_ad() appends, so that building it takes one allocation.
 std::string record_ad(const std::string& store_id, std::string_view collection, std::string_view key,
-                      std::uint64_t version) {
-  std::string ad = "keyfolio record v1";
+                      std::uint64_t version, std::size_t extra = 0) {
+  static constexpr std::string_view label = "keyfolio record v1";
+  std::string ad;
+  ad.reserve(label.size() + store_id.size() + 4 + collection.size() + 4 + key.size() + 8 + extra);
+  ad += label;
   ad += store_id;
   append_u32(ad, static_cast<std::uint32_t>(collection.size()));
   ad += collection;
@@ -142,9 +147,14 @@ std::optional<Layout> layout_of(std::string_view sealed) {
   return l;
 }
 
+constexpr std::string_view header_label = "header";
+
+// The room headed_ad() needs beyond record_ad().
+std::size_t header_ad_size(const Layout& l) { return l.headed ? header_label.size() + 4 + l.header.size() : 0; }
+
 std::string headed_ad(std::string ad, const Layout& l) {
   if (!l.headed) return ad;
-  ad += "header";
+  ad += header_label;
   append_u32(ad, static_cast<std::uint32_t>(l.header.size()));
   ad += l.header;
   return ad;
@@ -156,7 +166,11 @@ std::string Vault::seal(std::string_view collection, std::string_view key, std::
                         std::string_view plaintext, std::string_view header) const {
   const bool headed = !header.empty();
   if (header.size() > 255) throw std::length_error("a record header is at most 255 bytes");
-  std::string out(headed ? headed_magic : record_magic);
+  const std::string_view magic = headed ? headed_magic : record_magic;
+  std::string out;
+  out.reserve(magic.size() + (headed ? 1 + header.size() : 0) + nonce_size + plaintext.size() +
+              crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  out += magic;
   if (headed) {
     out.push_back(static_cast<char>(header.size()));
     out += header;
@@ -168,7 +182,7 @@ std::string Vault::seal(std::string_view collection, std::string_view key, std::
   Layout l;
   l.header = header;
   l.headed = headed;
-  const std::string ad = headed_ad(record_ad(store_id_, collection, key, version), l);
+  const std::string ad = headed_ad(record_ad(store_id_, collection, key, version, header_ad_size(l)), l);
   unsigned long long written = 0;
   crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + nonce_size, &written, bytes(plaintext), plaintext.size(),
                                              bytes(ad), ad.size(), nullptr, nonce, bytes(record_key_.reveal()));
@@ -179,7 +193,7 @@ std::optional<SecureBuffer> Vault::open(std::string_view collection, std::string
                                         std::string_view sealed) const {
   const auto l = layout_of(sealed);
   if (!l) return std::nullopt;
-  const std::string ad = headed_ad(record_ad(store_id_, collection, key, version), *l);
+  const std::string ad = headed_ad(record_ad(store_id_, collection, key, version, header_ad_size(*l)), *l);
   SecureBuffer plain(l->cipher.size() - crypto_aead_xchacha20poly1305_ietf_ABYTES + 1);
   unsigned long long plain_size = 0;
   if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain.bytes(), &plain_size, nullptr, bytes(l->cipher),
@@ -202,11 +216,16 @@ std::optional<std::string_view> Vault::header_of(std::string_view sealed) noexce
   return l->header;
 }
 
-std::string Vault::fingerprint(std::string_view data) const {
-  std::string out(16, '\0');
+Vault::FingerprintBytes Vault::fingerprint_bytes(std::string_view data) const {
+  FingerprintBytes out{};
   crypto_generichash(reinterpret_cast<unsigned char*>(out.data()), out.size(), bytes(data), data.size(),
                      bytes(fingerprint_key_.reveal()), fingerprint_key_.size());
-  return to_hex(out);
+  return out;
+}
+
+std::string Vault::fingerprint(std::string_view data) const {
+  const auto raw = fingerprint_bytes(data);
+  return to_hex({raw.data(), raw.size()});
 }
 
 Result<std::string> Vault::keyring_record(const KeySource& source) const {

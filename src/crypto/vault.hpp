@@ -17,6 +17,7 @@
 
 #include "detail/secure_arena.hpp"
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -49,7 +50,11 @@ class Vault {
   // authenticated until the record opens.
   static std::optional<std::string_view> header_of(std::string_view sealed) noexcept;
 
-  // A keyed, non-reversible fingerprint of `data` (hex, 32 digits).
+  static constexpr std::size_t fingerprint_size = 16;
+  using FingerprintBytes = std::array<char, fingerprint_size>;
+  // A keyed, non-reversible fingerprint of `data`: its bytes, or in hex (32
+  // digits).
+  FingerprintBytes fingerprint_bytes(std::string_view data) const;
   std::string fingerprint(std::string_view data) const;
 
   // The keyring record: the data key wrapped by `source`'s key. `cost`

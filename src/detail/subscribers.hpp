@@ -40,6 +40,12 @@ class Subscribers : public std::enable_shared_from_this<Subscribers<Event>> {
     });
   }
 
+  // Whether no handler is subscribed: events then need not be built.
+  bool empty() {
+    std::lock_guard lock(mutex_);
+    return entries_.empty();
+  }
+
   void deliver(const std::vector<Event>& events) {
     if (events.empty()) return;
     std::vector<std::shared_ptr<Entry>> targets;

@@ -5,10 +5,11 @@
 #include <keyfolio/storage.hpp>
 
 #include <functional>
-#include <map>
 #include <optional>
-#include <set>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace keyfolio::detail {
@@ -16,6 +17,14 @@ namespace keyfolio::detail {
 // The version `key` has before the batch, or nullopt when absent.
 using VersionLookup =
     std::function<Result<std::optional<std::uint64_t>>(const std::string& collection, const std::string& key)>;
+
+// `invalid_argument` when `op` has an empty collection, or an empty key
+// where it needs one.
+Result<void> check_names(const WriteBatch::Operation& op);
+
+// The `conflict` of an operation whose expectation failed on finding
+// `found` (nullopt: absent).
+Error conflict(const WriteBatch::Operation& op, std::optional<std::uint64_t> found);
 
 // Walks the batch in order, tracking the versions its own operations produce,
 // and returns `conflict` (or `invalid_argument` for an empty collection or

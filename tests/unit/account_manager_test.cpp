@@ -663,6 +663,110 @@ TEST_CASE("without a change feed, an upsert caches what it wrote unless another 
   }
 }
 
+namespace {
+
+// A change feed that delivers only when the test says so, as a feed on
+// another thread would deliver some time after the commit. Counts the reads
+// made after a write has committed.
+class DeferredFeedBackend : public keyfolio::StorageBackendWrapper {
+ public:
+  using StorageBackendWrapper::StorageBackendWrapper;
+  std::function<void()> after_write;
+  int reads_after_write = 0;
+
+  keyfolio::Result<keyfolio::Subscription> subscribe(keyfolio::ChangeHandler handler) override {
+    handler_ = std::move(handler);
+    return target()->subscribe([this](const keyfolio::ChangeEvent& e) {
+      std::lock_guard lock(mutex_);
+      pending_.push_back(e);
+    });
+  }
+  void deliver() {
+    std::vector<keyfolio::ChangeEvent> events;
+    {
+      std::lock_guard lock(mutex_);
+      events.swap(pending_);
+    }
+    for (const auto& e : events) handler_(e);
+  }
+  keyfolio::Result<std::optional<keyfolio::Record>> get(std::string_view collection, std::string_view key) override {
+    ++reads_after_write;
+    return StorageBackendWrapper::get(collection, key);
+  }
+  keyfolio::Result<std::vector<keyfolio::Record>> scan(std::string_view collection, std::string_view prefix) override {
+    ++reads_after_write;
+    return StorageBackendWrapper::scan(collection, prefix);
+  }
+  keyfolio::Result<void> write(const WriteBatch& batch) override {
+    auto r = StorageBackendWrapper::write(batch);
+    reads_after_write = 0;
+    if (r && after_write) std::exchange(after_write, nullptr)();
+    return r;
+  }
+
+ private:
+  keyfolio::ChangeHandler handler_;
+  std::mutex mutex_;
+  std::vector<keyfolio::ChangeEvent> pending_;
+};
+
+}  // namespace
+
+TEST_CASE("with a change feed, an upsert caches what it wrote without reading it back, and a later writer arrives by the feed") {
+  auto inner = keyfolio::make_memory_backend();
+  auto deferred = std::make_shared<DeferredFeedBackend>(inner);
+  auto m = AccountManager::open(deferred, raw('x')).value();
+  REQUIRE(m.has_change_feed());
+  auto other = AccountManager::open(inner, raw('x')).value();
+
+  for (const std::size_t n : {std::size_t{2}, std::size_t{100}}) {
+    INFO(n << " accounts");
+    std::vector<keyfolio::AccountUpdate> batch;
+    for (std::size_t i = 0; i < n; ++i) {
+      batch.push_back({id("BINANCE/" + std::to_string(i)), binance_keys("ours-" + std::to_string(n), "s")});
+    }
+    deferred->after_write = [&] { other.upsert("BINANCE/1", binance_keys("theirs-" + std::to_string(n), "s")).value(); };
+    m.upsert(std::move(batch)).value();
+    CHECK(deferred->reads_after_write == 0);
+    CHECK(m.size() == n);
+    CHECK(keyfolio::test::reveals(*m.get("BINANCE/0").value()->credentials.find("apiKey"), "ours-" + std::to_string(n)));
+    CHECK(deferred->reads_after_write == 0);  // read from the cache, as written
+
+    deferred->deliver();  // the feed catches up with both writes
+    CHECK(keyfolio::test::reveals(*m.get("BINANCE/1").value()->credentials.find("apiKey"),
+                                  "theirs-" + std::to_string(n)));
+    CHECK(m.get("BINANCE/1").value()->version == inner->get("accounts", "binance/1").value()->version);
+    CHECK(keyfolio::test::reveals(*m.get("BINANCE/0").value()->credentials.find("apiKey"), "ours-" + std::to_string(n)));
+  }
+}
+
+TEST_CASE("with a change feed, an upsert reads back what it wrote when the feed updated the cache meanwhile") {
+  auto inner = keyfolio::make_memory_backend();
+  auto deferred = std::make_shared<DeferredFeedBackend>(inner);
+  auto m = AccountManager::open(deferred, raw('x')).value();
+  auto other = AccountManager::open(inner, raw('x')).value();
+
+  for (const std::size_t n : {std::size_t{2}, std::size_t{100}}) {  // read back one by one, and by a scan
+    INFO(n << " accounts");
+    std::vector<keyfolio::AccountUpdate> batch;
+    for (std::size_t i = 0; i < n; ++i) {
+      batch.push_back({id("BINANCE/" + std::to_string(i)), binance_keys("ours-" + std::to_string(n), "s")});
+    }
+    // Another writer commits after ours, and the feed delivers it before
+    // the upsert has taken its own write into the cache.
+    deferred->after_write = [&] {
+      other.upsert("BINANCE/1", binance_keys("theirs-" + std::to_string(n), "s")).value();
+      deferred->deliver();
+    };
+    m.upsert(std::move(batch)).value();
+    CHECK(m.size() == n);
+    CHECK(keyfolio::test::reveals(*m.get("BINANCE/0").value()->credentials.find("apiKey"), "ours-" + std::to_string(n)));
+    CHECK(keyfolio::test::reveals(*m.get("BINANCE/1").value()->credentials.find("apiKey"),
+                                  "theirs-" + std::to_string(n)));
+    CHECK(m.get("BINANCE/1").value()->version == inner->get("accounts", "binance/1").value()->version);
+  }
+}
+
 TEST_CASE("a store opens without decrypting: each account is decrypted on its first read, and a bad one reported then") {
   auto backend = keyfolio::make_memory_backend();
   {

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <thread>
 
 using keyfolio::AccountManager;
 using keyfolio::Credentials;
@@ -318,4 +319,37 @@ TEST_CASE("a batch too large to log change by change reaches other handles as a 
   CHECK(std::count_if(events.begin(), events.end(),
                       [](const auto& e) { return e.kind == keyfolio::ChangeEvent::Kind::resync; }) == 1);
   CHECK(events.size() == 2);
+}
+
+TEST_CASE("a subscribed SQLite handle checkpoints its log on the feed's thread, not inside its writes") {
+  TempDir dir;
+  const auto path = dir / "store.db";
+  // About 2,500 pages of log: past SQLite's automatic checkpoint (1,000).
+  WriteBatch big;
+  for (int i = 0; i < 8000; ++i) big.put("c", "k" + std::to_string(i), std::string(1024, 'v'), must_not_exist);
+  constexpr std::uintmax_t copied = 4 * 1024 * 1024;  // the database file grows by this once the log is copied
+
+  SECTION("without a subscription, the commit checkpoints, as SQLite does by default") {
+    auto b = make_sqlite_backend(path).value();
+    const auto before = std::filesystem::file_size(path);
+    REQUIRE(b->write(big).has_value());
+    CHECK(std::filesystem::file_size(path) > before + copied);
+  }
+
+  SECTION("with one, the write returns once its commit is durable, and the poller copies the log soon after") {
+    SqliteOptions options;
+    options.poll_interval = std::chrono::milliseconds(300);  // far from the write's return
+    auto b = make_sqlite_backend(path, options).value();
+    auto subscription = b->subscribe([](const keyfolio::ChangeEvent&) {}).value();
+    const auto before = std::filesystem::file_size(path);
+    REQUIRE(b->write(big).has_value());
+    CHECK(std::filesystem::file_size(path) < before + copied);
+    bool checkpointed = false;
+    for (int i = 0; i < 200 && !checkpointed; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      checkpointed = std::filesystem::file_size(path) > before + copied;
+    }
+    CHECK(checkpointed);
+    CHECK(b->get("c", "k7999").value()->value == std::string(1024, 'v'));
+  }
 }

@@ -139,12 +139,21 @@ inline void check_storage_backend(const StorageConformance& suite) {
         CHECK(erase.error().code() == errc::conflict);
       }
     }
+    auto erase_existing = b->write(WriteBatch().erase("c", "k", must_not_exist));
+    REQUIRE_FALSE(erase_existing.has_value());
+    CHECK(erase_existing.error().code() == errc::conflict);
     auto erase_absent = b->write(WriteBatch().erase("c", "absent", 1));
     REQUIRE_FALSE(erase_absent.has_value());
     CHECK(erase_absent.error().code() == errc::conflict);
+    // Erasing a key expected absent only checks that it is.
+    CHECK(b->write(WriteBatch().erase("c", "absent", must_not_exist)).has_value());
     auto put_absent = b->write(WriteBatch().put("c", "absent", "x", 1));
     REQUIRE_FALSE(put_absent.has_value());
     CHECK(put_absent.error().code() == errc::conflict);
+    // The message says what was expected and what was found.
+    CHECK(b->write(WriteBatch().put("c", "k", "bad", 3)).error().message().find("expected version 3, found version 2") !=
+          std::string::npos);
+    CHECK(put_absent.error().message().find("expected version 1, found absent") != std::string::npos);
     auto got = b->get("c", "k");
     REQUIRE(got.has_value());
     REQUIRE(got->has_value());
