@@ -85,11 +85,20 @@ class FileBackend final : public keyfolio::StorageBackend {
       const bool matches = op.expected_version == keyfolio::must_not_exist
                                ? it == next.end()
                                : it != next.end() && it->second.version == op.expected_version;
-      if (!matches) return keyfolio::Error(keyfolio::errc::conflict, "version expectation failed");
+      if (!matches) {
+        return keyfolio::Error(keyfolio::errc::conflict,
+                               "write to " + op.collection + "/" + op.key + " expected " +
+                                   (op.expected_version == keyfolio::must_not_exist
+                                        ? std::string("it absent")
+                                        : "version " + std::to_string(op.expected_version)) +
+                                   ", found " +
+                                   (it == next.end() ? std::string("absent")
+                                                     : "version " + std::to_string(it->second.version)));
+      }
       if (op.kind == keyfolio::WriteBatch::Kind::expect) continue;
       if (op.kind == keyfolio::WriteBatch::Kind::put) {
         next[Key(op.collection, op.key)] = Entry{op.expected_version + 1, op.value};
-      } else {
+      } else if (it != next.end()) {  // erasing a key expected absent only checks that it is
         next.erase(it);
       }
     }
