@@ -325,8 +325,12 @@ Result<void> prepare_schema(Connection& c) {
 }
 
 // The size of the write-ahead log after a handle's last commit, as SQLite's
-// WAL hook reports it. Installing the hook replaces SQLite's automatic
-// checkpoint on that connection; the handle's poller checkpoints instead.
+// WAL hook reports it. A subscribed handle installs the hook, which replaces
+// SQLite's automatic checkpoint at the end of a commit: the checkpoint a
+// commit leaves due runs at the start of the handle's next write instead, or
+// on the poller's thread once the handle has been idle for a poll interval.
+// A commit then returns as soon as it is durable, before the change feed can
+// have reported it, at no extra cost to a stream of writes.
 struct WalFrames {
   static constexpr int threshold = 1000;  // SQLite's default automatic checkpoint
   std::atomic<int> frames{0};
@@ -335,16 +339,28 @@ struct WalFrames {
     static_cast<WalFrames*>(self)->frames.store(frames, std::memory_order_relaxed);
     return SQLITE_OK;
   }
+
+  bool due() const noexcept { return frames.load(std::memory_order_relaxed) >= threshold; }
+
+  // A passive checkpoint on `db`: copies what no reader still needs and
+  // never waits for writers or readers. A busy or partial one is tried
+  // again next time.
+  void checkpoint(sqlite3* db) {
+    int logged = 0;
+    int copied = 0;
+    if (sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &logged, &copied) == SQLITE_OK &&
+        copied == logged) {
+      frames.store(0, std::memory_order_relaxed);
+    }
+  }
 };
 
 // The change feed of one handle: a thread with its own read connection. It
 // lives apart from the backend, because a handler may drop the last
 // reference to the backend from the poller's own thread.
 //
-// It also checkpoints the write-ahead log for the handle: while a handle has
-// a poller, its own commits do not (see WalFrames), so that a write returns
-// as soon as its commit is durable instead of after copying the log into the
-// database as well.
+// It also checkpoints the write-ahead log when the handle has left one due
+// and stayed idle (see WalFrames).
 class Poller {
  public:
   Poller(Connection watcher, std::int64_t last_seq, std::int64_t data_version, std::chrono::milliseconds interval,
@@ -426,18 +442,13 @@ class Poller {
     return events;
   }
 
-  // A passive checkpoint once the log has grown past SQLite's own automatic
-  // threshold: it copies what no reader still needs and never blocks
-  // writers or readers. A busy or failed one is tried again next time.
+  // The checkpoint a commit left due, once no commit has come for a whole
+  // interval; while writes keep coming, each runs it first.
   void checkpoint() {
-    if (wal_->frames.load(std::memory_order_relaxed) < WalFrames::threshold) return;
-    int logged = 0;
-    int copied = 0;
-    if (sqlite3_wal_checkpoint_v2(watcher_.db.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &logged, &copied) ==
-            SQLITE_OK &&
-        copied == logged) {
-      wal_->frames.store(0, std::memory_order_relaxed);
-    }
+    const int frames = wal_->frames.load(std::memory_order_relaxed);
+    const bool idle = frames == frames_seen_;
+    frames_seen_ = frames;
+    if (idle && wal_->due()) wal_->checkpoint(watcher_.db.get());
   }
 
   Connection watcher_;
@@ -446,6 +457,7 @@ class Poller {
   std::chrono::milliseconds interval_;
   std::shared_ptr<detail::Subscribers<ChangeEvent>> subscribers_;
   std::shared_ptr<WalFrames> wal_;
+  int frames_seen_ = -1;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
@@ -497,6 +509,7 @@ class SqliteBackend final : public StorageBackend {
   Result<void> write(const WriteBatch& batch) override {
     if (batch.empty()) return {};
     std::lock_guard lock(mutex_);
+    if (wal_->due()) wal_->checkpoint(c_.db.get());  // left due by the last commit
     Transaction tx(c_);
     if (auto r = tx.begin(); !r) return r;
     const auto ops = batch.operations();

@@ -352,4 +352,16 @@ TEST_CASE("a subscribed SQLite handle checkpoints its log on the feed's thread, 
     CHECK(checkpointed);
     CHECK(b->get("c", "k7999").value()->value == std::string(1024, 'v'));
   }
+
+  SECTION("with one, a write that follows runs the checkpoint the last commit left due, first") {
+    SqliteOptions options;
+    options.poll_interval = std::chrono::seconds(5);  // the poller stays out of it
+    auto b = make_sqlite_backend(path, options).value();
+    auto subscription = b->subscribe([](const keyfolio::ChangeEvent&) {}).value();
+    const auto before = std::filesystem::file_size(path);
+    REQUIRE(b->write(big).has_value());
+    CHECK(std::filesystem::file_size(path) < before + copied);
+    REQUIRE(b->write(WriteBatch().put("c", "next", "v", must_not_exist)).has_value());
+    CHECK(std::filesystem::file_size(path) > before + copied);
+  }
 }
