@@ -15,7 +15,10 @@
 // PortfolioConnector's search for an account by its API key, decrypt the
 // accounts they look at and keep them. Changes made through other managers
 // reach this one through the backend's change feed; on a backend without
-// one, call `refresh()`.
+// one, call `refresh()`. After a write, the cache holds what was written:
+// taken as sealed when a change feed will report anything later, read back
+// from the backend otherwise (no feed, or the feed updated the cache while
+// the write was under way), so that a later write from elsewhere wins.
 //
 // Concurrency: safe for concurrent use by many threads. Writes never lose an
 // update made elsewhere: each write is a compare-and-set on the record's

@@ -17,7 +17,11 @@
 // subscriber that fell behind the log's retained window (`change_log_size`)
 // gets a `resync` event, and so does every subscriber for a batch of more
 // than 1,024 operations (an import), which is logged as one entry. Reads
-// never wait for the poller.
+// never wait for the poller. A subscribed handle also takes over SQLite's
+// automatic checkpoint: the one a commit leaves due (past 1,000 pages of
+// log) runs at the start of the handle's next write, or on the poller's
+// thread once the handle has been idle for a poll interval, so that a commit
+// returns as soon as it is durable.
 //
 // The schema carries a version (`PRAGMA user_version`) and an application id;
 // opening a keyfolio file of a newer schema fails with `not_supported`, a
