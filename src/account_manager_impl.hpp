@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -176,7 +177,7 @@ inline std::string name_of(const AccountId& id) { return detail::quote(id.spelli
 // An account this manager has just sealed into a record with `nonce`, so
 // that taking it into the cache needs no decryption.
 struct Sealed {
-  std::string_view key;  // its storage key, owned by the writer's batch
+  std::string_view key;  // its storage key; the writer keeps the string alive and unchanged
   InlineBytes<detail::nonce_size> nonce;
   std::shared_ptr<const Account> account;
   Fingerprint fingerprint;
@@ -625,6 +626,7 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   // sync_sealed() when something came between: each record as stored now.
   // Under sync_mutex.
   Result<void> read_back(std::span<const Sealed> sealed, std::vector<AccountEvent>& events) {
+    assert(std::is_sorted(sealed.begin(), sealed.end(), [](const Sealed& a, const Sealed& b) { return a.key < b.key; }));
     const auto find = [&](std::string_view key) -> const Sealed* {
       auto it = std::lower_bound(sealed.begin(), sealed.end(), key,
                                  [](const Sealed& s, std::string_view k) { return s.key < k; });

@@ -61,6 +61,7 @@ class MemoryBackend final : public StorageBackend {
             events.push_back({ChangeEvent::Kind::put, op.collection, op.key, (*versions)[i]});
             break;
           case WriteBatch::Kind::erase:
+            if (op.expected_version == must_not_exist) break;  // checked absent: nothing changes
             data_[op.collection].erase(op.key);
             events.push_back({ChangeEvent::Kind::erase, op.collection, op.key, 0});
             break;

@@ -329,8 +329,9 @@ Result<void> prepare_schema(Connection& c) {
 // SQLite's automatic checkpoint at the end of a commit: the checkpoint a
 // commit leaves due runs at the start of the handle's next write instead, or
 // on the poller's thread once the handle has been idle for a poll interval.
-// A commit then returns as soon as it is durable, before the change feed can
-// have reported it, at no extra cost to a stream of writes.
+// A commit then returns as soon as it is durable (so that the poller seldom
+// reports it before the writer has taken it in), at no extra cost to a
+// stream of writes.
 struct WalFrames {
   static constexpr int threshold = 1000;  // SQLite's default automatic checkpoint
   std::atomic<int> frames{0};
@@ -346,11 +347,14 @@ struct WalFrames {
   // never waits for writers or readers. A busy or partial one is tried
   // again next time.
   void checkpoint(sqlite3* db) {
+    int seen = frames.load(std::memory_order_relaxed);
     int logged = 0;
     int copied = 0;
+    // Cleared only if no commit reported a newer size meanwhile (one that
+    // landed during the checkpoint may not be copied yet).
     if (sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &logged, &copied) == SQLITE_OK &&
         copied == logged) {
-      frames.store(0, std::memory_order_relaxed);
+      frames.compare_exchange_strong(seen, 0, std::memory_order_relaxed);
     }
   }
 };
@@ -546,9 +550,11 @@ class SqliteBackend final : public StorageBackend {
         case WriteBatch::Kind::erase:
           kind = LoggedKind::erase;
           if (op.expected_version == must_not_exist) {
-            auto current = version_of(op);  // erasing what must be absent: a check only
+            // Erasing what must be absent: a check only, with nothing to log.
+            auto current = version_of(op);
             if (!current) return current.error();
-            matched = !*current;
+            if (*current) return detail::conflict(op, *current);
+            continue;
           } else {
             rc = Use(c_.erase_at).blob(1, op.collection).blob(2, op.key).integer(3, expected).step();
             matched = sqlite3_changes(c_.db.get()) == 1;

@@ -3,6 +3,7 @@
 #include <keyfolio/portfolio_connector.hpp>
 
 #include "catch.hpp"
+#include "heard.hpp"
 #include "keys.hpp"
 #include "stored.hpp"
 
@@ -738,6 +739,33 @@ TEST_CASE("with a change feed, an upsert caches what it wrote without reading it
     CHECK(m.get("BINANCE/1").value()->version == inner->get("accounts", "binance/1").value()->version);
     CHECK(keyfolio::test::reveals(*m.get("BINANCE/0").value()->credentials.find("apiKey"), "ours-" + std::to_string(n)));
   }
+}
+
+TEST_CASE("a batch taken in as written, chunk by chunk, notifies each account: created, then updated") {
+  auto deferred = std::make_shared<DeferredFeedBackend>(keyfolio::make_memory_backend());
+  auto m = AccountManager::open(deferred, raw('x')).value();
+  keyfolio::test::Heard<keyfolio::AccountEvent> heard;
+  auto subscription = m.subscribe(heard.handler());
+  constexpr std::size_t n = 2500;  // more than two chunks of the install
+  for (const int round : {1, 2}) {
+    std::vector<keyfolio::AccountUpdate> batch;
+    for (std::size_t i = 0; i < n; ++i) {
+      batch.push_back({id("BINANCE/" + std::to_string(i)),
+                       binance_keys("k" + std::to_string(i) + "-" + std::to_string(round), "s")});
+    }
+    m.upsert(std::move(batch)).value();
+    CHECK(deferred->reads_after_write == 0);
+  }
+  const auto events = heard.events();
+  REQUIRE(events.size() == 2 * n);
+  CHECK(std::all_of(events.begin(), events.begin() + n, [](const keyfolio::AccountEvent& e) {
+    return e.kind == keyfolio::AccountEvent::Kind::created && e.version == 1;
+  }));
+  CHECK(std::all_of(events.begin() + n, events.end(), [](const keyfolio::AccountEvent& e) {
+    return e.kind == keyfolio::AccountEvent::Kind::updated && e.version == 2;
+  }));
+  CHECK(m.size() == n);
+  CHECK(keyfolio::test::reveals(*m.get("BINANCE/2499").value()->credentials.find("apiKey"), "k2499-2"));
 }
 
 TEST_CASE("with a change feed, an upsert reads back what it wrote when the feed updated the cache meanwhile") {

@@ -21,7 +21,7 @@
 // automatic checkpoint: the one a commit leaves due (past 1,000 pages of
 // log) runs at the start of the handle's next write, or on the poller's
 // thread once the handle has been idle for a poll interval, so that a commit
-// returns as soon as it is durable.
+// returns as soon as it is durable rather than after copying the log.
 //
 // The schema carries a version (`PRAGMA user_version`) and an application id;
 // opening a keyfolio file of a newer schema fails with `not_supported`, a
