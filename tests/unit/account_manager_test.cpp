@@ -625,6 +625,19 @@ namespace {
 // A backend without a change feed that runs `after_write` once, right after
 // the next successful write: another writer getting in before the manager
 // takes its own write into its cache.
+// Accounts BINANCE/0 to BINANCE/<n-1>, all with the API key "ours-<n>".
+std::vector<keyfolio::AccountUpdate> ours(std::size_t n) {
+  std::vector<keyfolio::AccountUpdate> batch;
+  for (std::size_t i = 0; i < n; ++i) {
+    batch.push_back({id("BINANCE/" + std::to_string(i)), binance_keys("ours-" + std::to_string(n), "s")});
+  }
+  return batch;
+}
+
+bool api_key_is(const AccountManager& m, std::string_view account, const std::string& key) {
+  return keyfolio::test::reveals(*m.get(account).value()->credentials.find("apiKey"), key);
+}
+
 class RacingBackend : public keyfolio::StorageBackendWrapper {
  public:
   using StorageBackendWrapper::StorageBackendWrapper;
@@ -650,16 +663,11 @@ TEST_CASE("without a change feed, an upsert caches what it wrote unless another 
 
   for (const std::size_t n : {std::size_t{2}, std::size_t{100}}) {  // read back one by one, and by a scan
     INFO(n << " accounts");
-    std::vector<keyfolio::AccountUpdate> batch;
-    for (std::size_t i = 0; i < n; ++i) {
-      batch.push_back({id("BINANCE/" + std::to_string(i)), binance_keys("ours-" + std::to_string(n), "s")});
-    }
     racing->after_write = [&] { other.upsert("BINANCE/1", binance_keys("theirs-" + std::to_string(n), "s")).value(); };
-    m.upsert(std::move(batch)).value();
+    m.upsert(ours(n)).value();
     CHECK(m.size() == n);
-    CHECK(keyfolio::test::reveals(*m.get("BINANCE/0").value()->credentials.find("apiKey"), "ours-" + std::to_string(n)));
-    CHECK(keyfolio::test::reveals(*m.get("BINANCE/1").value()->credentials.find("apiKey"),
-                                  "theirs-" + std::to_string(n)));
+    CHECK(api_key_is(m, "BINANCE/0", "ours-" + std::to_string(n)));
+    CHECK(api_key_is(m, "BINANCE/1", "theirs-" + std::to_string(n)));
     CHECK(m.get("BINANCE/1").value()->version == inner->get("accounts", "binance/1").value()->version);
   }
 }
@@ -722,22 +730,17 @@ TEST_CASE("with a change feed, an upsert caches what it wrote without reading it
 
   for (const std::size_t n : {std::size_t{2}, std::size_t{100}}) {
     INFO(n << " accounts");
-    std::vector<keyfolio::AccountUpdate> batch;
-    for (std::size_t i = 0; i < n; ++i) {
-      batch.push_back({id("BINANCE/" + std::to_string(i)), binance_keys("ours-" + std::to_string(n), "s")});
-    }
     deferred->after_write = [&] { other.upsert("BINANCE/1", binance_keys("theirs-" + std::to_string(n), "s")).value(); };
-    m.upsert(std::move(batch)).value();
+    m.upsert(ours(n)).value();
     CHECK(deferred->reads_after_write == 0);
     CHECK(m.size() == n);
-    CHECK(keyfolio::test::reveals(*m.get("BINANCE/0").value()->credentials.find("apiKey"), "ours-" + std::to_string(n)));
+    CHECK(api_key_is(m, "BINANCE/0", "ours-" + std::to_string(n)));
     CHECK(deferred->reads_after_write == 0);  // read from the cache, as written
 
     deferred->deliver();  // the feed catches up with both writes
-    CHECK(keyfolio::test::reveals(*m.get("BINANCE/1").value()->credentials.find("apiKey"),
-                                  "theirs-" + std::to_string(n)));
+    CHECK(api_key_is(m, "BINANCE/1", "theirs-" + std::to_string(n)));
     CHECK(m.get("BINANCE/1").value()->version == inner->get("accounts", "binance/1").value()->version);
-    CHECK(keyfolio::test::reveals(*m.get("BINANCE/0").value()->credentials.find("apiKey"), "ours-" + std::to_string(n)));
+    CHECK(api_key_is(m, "BINANCE/0", "ours-" + std::to_string(n)));
   }
 }
 
@@ -776,21 +779,16 @@ TEST_CASE("with a change feed, an upsert reads back what it wrote when the feed 
 
   for (const std::size_t n : {std::size_t{2}, std::size_t{100}}) {  // read back one by one, and by a scan
     INFO(n << " accounts");
-    std::vector<keyfolio::AccountUpdate> batch;
-    for (std::size_t i = 0; i < n; ++i) {
-      batch.push_back({id("BINANCE/" + std::to_string(i)), binance_keys("ours-" + std::to_string(n), "s")});
-    }
     // Another writer commits after ours, and the feed delivers it before
     // the upsert has taken its own write into the cache.
     deferred->after_write = [&] {
       other.upsert("BINANCE/1", binance_keys("theirs-" + std::to_string(n), "s")).value();
       deferred->deliver();
     };
-    m.upsert(std::move(batch)).value();
+    m.upsert(ours(n)).value();
     CHECK(m.size() == n);
-    CHECK(keyfolio::test::reveals(*m.get("BINANCE/0").value()->credentials.find("apiKey"), "ours-" + std::to_string(n)));
-    CHECK(keyfolio::test::reveals(*m.get("BINANCE/1").value()->credentials.find("apiKey"),
-                                  "theirs-" + std::to_string(n)));
+    CHECK(api_key_is(m, "BINANCE/0", "ours-" + std::to_string(n)));
+    CHECK(api_key_is(m, "BINANCE/1", "theirs-" + std::to_string(n)));
     CHECK(m.get("BINANCE/1").value()->version == inner->get("accounts", "binance/1").value()->version);
   }
 }
