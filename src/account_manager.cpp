@@ -66,6 +66,9 @@ Result<AccountManager> AccountManager::open(std::shared_ptr<StorageBackend> back
       return;
     } else if (event.kind == ChangeEvent::Kind::erase_all) {
       (void)self->sync_all();
+    } else if (event.kind == ChangeEvent::Kind::put && event.version != 0 &&
+               self->holds_at_least(event.key, event.version)) {
+      return;  // this manager's own write, taken in already: no read, and no reason to read back
     } else {
       (void)self->sync_key(event.key);
     }

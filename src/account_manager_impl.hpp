@@ -559,6 +559,18 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     return *best;
   }
 
+  // Whether the cache already holds `key` at `version` or later, so that a
+  // feed event announcing that version brings nothing new. Versions of a
+  // key only move forward until it is erased, and the feed reports the
+  // erase (which is always read) before any write that follows it.
+  bool holds_at_least(std::string_view key, std::uint64_t version) const {
+    auto id = id_of_key(key);
+    if (!id) return false;
+    std::shared_lock lock(cache_mutex);
+    auto it = cache.find(*id);
+    return it != cache.end() && it->second.version >= version;
+  }
+
   Result<void> sync_key(const std::string& key) {
     std::vector<AccountEvent> events;
     {

@@ -31,8 +31,12 @@ constexpr const char* migrations[] = {
     "  version INTEGER NOT NULL,"
     "  value BLOB NOT NULL,"
     "  PRIMARY KEY (collection, key)) WITHOUT ROWID;"
+    // Sequence numbers come from the rowid (the largest plus one): the log
+    // is trimmed from its oldest end only, and never past its newest entry,
+    // so they keep increasing without AUTOINCREMENT's sequence table (one
+    // more page written by every commit).
     "CREATE TABLE changes ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  seq INTEGER PRIMARY KEY,"
     "  kind INTEGER NOT NULL,"
     "  collection BLOB NOT NULL,"
     "  key BLOB NOT NULL,"
@@ -41,6 +45,26 @@ constexpr const char* migrations[] = {
 static_assert(std::size(migrations) == sqlite_schema_version);
 
 enum class LoggedKind : int { put = 0, erase = 1, erase_all = 2, resync = 3 };
+
+// Stores created before the change log lost AUTOINCREMENT have the same
+// schema version: both layouts read and write alike, so a store stays open
+// to every keyfolio that knows version 1. Such a log is rebuilt in place,
+// keeping its entries; should the sequence table be ahead of the newest one,
+// a resync entry takes the next number, so that no subscriber's position
+// is handed out again.
+constexpr const char* plain_change_log =
+    "CREATE TABLE changes_plain ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  kind INTEGER NOT NULL,"
+    "  collection BLOB NOT NULL,"
+    "  key BLOB NOT NULL,"
+    "  version INTEGER NOT NULL);"
+    "INSERT INTO changes_plain SELECT seq, kind, collection, key, version FROM changes;"
+    "INSERT INTO changes_plain (seq, kind, collection, key, version)"
+    "  SELECT seq + 1, 3, x'', x'', 0 FROM sqlite_sequence"
+    "  WHERE name = 'changes' AND seq > (SELECT ifnull(max(seq), 0) FROM changes);"
+    "DROP TABLE changes;"
+    "ALTER TABLE changes_plain RENAME TO changes;";
 
 // A batch larger than this is logged as one `resync` entry instead of one
 // entry per operation: an import of many accounts then costs subscribers one
@@ -309,6 +333,16 @@ Result<void> prepare_schema(Connection& c) {
     if (!version) return version.error();
     for (auto v = *version; v < sqlite_schema_version; ++v) {
       if (auto r = c.exec(migrations[v], "migrating the schema"); !r) return r;
+    }
+    {
+      int rc = SQLITE_OK;
+      const bool autoincrement =
+          read_scalar(c, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'changes' "
+                         "AND sql LIKE '%AUTOINCREMENT%'", rc) != 0;
+      if (rc != SQLITE_OK) return c.fail("reading the schema", rc);
+      if (autoincrement) {
+        if (auto r = c.exec(plain_change_log, "rebuilding the change log"); !r) return r;
+      }
     }
     if (*version < sqlite_schema_version) {
       const std::string stamp = "PRAGMA application_id = " + std::to_string(application_id) +

@@ -622,9 +622,6 @@ TEST_CASE("reading credentials out of 100,000 accounts touches neither the backe
 
 namespace {
 
-// A backend without a change feed that runs `after_write` once, right after
-// the next successful write: another writer getting in before the manager
-// takes its own write into its cache.
 // Accounts BINANCE/0 to BINANCE/<n-1>, all with the API key "ours-<n>".
 std::vector<keyfolio::AccountUpdate> ours(std::size_t n) {
   std::vector<keyfolio::AccountUpdate> batch;
@@ -638,6 +635,9 @@ bool api_key_is(const AccountManager& m, std::string_view account, const std::st
   return keyfolio::test::reveals(*m.get(account).value()->credentials.find("apiKey"), key);
 }
 
+// A backend without a change feed that runs `after_write` once, right after
+// the next successful write: another writer getting in before the manager
+// takes its own write into its cache.
 class RacingBackend : public keyfolio::StorageBackendWrapper {
  public:
   using StorageBackendWrapper::StorageBackendWrapper;
@@ -791,6 +791,32 @@ TEST_CASE("with a change feed, an upsert reads back what it wrote when the feed 
     CHECK(api_key_is(m, "BINANCE/1", "theirs-" + std::to_string(n)));
     CHECK(m.get("BINANCE/1").value()->version == inner->get("accounts", "binance/1").value()->version);
   }
+}
+
+TEST_CASE("the feed's report of a write already in the cache costs no read, and a key erased and written again elsewhere is read") {
+  auto inner = keyfolio::make_memory_backend();
+  auto deferred = std::make_shared<DeferredFeedBackend>(inner);
+  auto m = AccountManager::open(deferred, raw('x')).value();
+  auto other = AccountManager::open(inner, raw('x')).value();
+
+  m.upsert(ours(3)).value();
+  m.upsert("BINANCE/1", binance_keys("ours-again", "s")).value();
+  deferred->deliver();  // reports of this manager's own writes, all already taken in
+  CHECK(deferred->reads_after_write == 0);
+
+  // Elsewhere: BINANCE/0 updated; BINANCE/1 (at version 2 here) erased and
+  // written twice, back at version 2 with another key.
+  other.upsert("BINANCE/0", binance_keys("theirs-0", "s")).value();
+  other.remove(id("BINANCE/1")).value();
+  other.upsert("BINANCE/1", binance_keys("theirs-1a", "s")).value();
+  other.upsert("BINANCE/1", binance_keys("theirs-1b", "s")).value();
+  REQUIRE(inner->get("accounts", "binance/1").value()->version == 2);
+  CHECK(api_key_is(m, "BINANCE/1", "ours-again"));
+  deferred->deliver();
+  CHECK(deferred->reads_after_write > 0);
+  CHECK(api_key_is(m, "BINANCE/0", "theirs-0"));
+  CHECK(api_key_is(m, "BINANCE/1", "theirs-1b"));
+  CHECK(api_key_is(m, "BINANCE/2", "ours-3"));
 }
 
 TEST_CASE("a store opens without decrypting: each account is decrypted on its first read, and a bad one reported then") {

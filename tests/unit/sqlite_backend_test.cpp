@@ -46,6 +46,24 @@ void sql(const std::filesystem::path& path, const char* statement) {
   REQUIRE(rc == SQLITE_OK);
 }
 
+// The first column of each row `query` returns, joined by commas.
+std::string rows(const std::filesystem::path& path, const char* query) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  const int prepared = sqlite3_prepare_v2(db, query, -1, &s, nullptr);
+  std::string out;
+  while (prepared == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+    if (!out.empty()) out += ',';
+    const auto* text = sqlite3_column_text(s, 0);
+    out += text == nullptr ? "NULL" : reinterpret_cast<const char*>(text);
+  }
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  REQUIRE(prepared == SQLITE_OK);
+  return out;
+}
+
 unsigned mode_of(const std::filesystem::path& p) {
   struct stat st {};
   REQUIRE(::stat(p.c_str(), &st) == 0);
@@ -92,7 +110,48 @@ TEST_CASE("a new SQLite store records keyfolio's application id and schema versi
   CHECK(scalar("PRAGMA user_version") == std::to_string(keyfolio::sqlite_schema_version));
   CHECK(scalar("PRAGMA application_id") == std::to_string(0x4B465331));
   CHECK(scalar("PRAGMA journal_mode") == "wal");
+  CHECK(scalar("SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_sequence'") == "0");  // no AUTOINCREMENT
   sqlite3_close(db);
+}
+
+TEST_CASE("a store whose change log has AUTOINCREMENT opens with a plain one, keeping its entries and their numbers") {
+  // tests/data/format1-store.db has six log entries, numbered by AUTOINCREMENT.
+  TempDir dir;
+  const auto path = dir / "store.db";
+  const auto log = [&] { return rows(path, "SELECT seq || ':' || kind || ':' || key FROM changes ORDER BY seq"); };
+  const auto has_autoincrement = [&] {
+    return rows(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'changes' AND sql LIKE '%AUTOINCREMENT%'") ==
+           "1";
+  };
+  const std::string before =
+      "1:0:keyring,2:0:binance/legacy,3:0:hyperliquid,4:0:kraken/e522af42a94d2402062456ce9e5d83d7,"
+      "5:0:e522af42a94d2402062456ce9e5d83d7,6:0:41664d7bc4100d4d1583e7786536c20d";
+
+  SECTION("the numbers go on from the newest entry") {
+    std::filesystem::copy_file(KEYFOLIO_TEST_DATA_DIR "/format1-store.db", path);
+    REQUIRE(has_autoincrement());
+    REQUIRE(log() == before);
+    auto writer = make_sqlite_backend(path).value();
+    CHECK_FALSE(has_autoincrement());
+    CHECK(rows(path, "PRAGMA user_version") == "1");  // the same format: older builds still open it
+    CHECK(log() == before);
+    auto reader = make_sqlite_backend(path).value();
+    keyfolio::test::Heard<keyfolio::ChangeEvent> heard;
+    auto subscription = reader->subscribe(heard.handler()).value();
+    REQUIRE(writer->write(WriteBatch().put("c", "new", "v", must_not_exist)).has_value());
+    CHECK(log() == before + ",7:0:new");
+    CHECK(heard.wait_for([](const keyfolio::ChangeEvent& e) { return e.key == "new" && e.version == 1; }));
+    CHECK(writer->get("accounts", "binance/legacy").value().has_value());
+  }
+  SECTION("when the sequence was ahead of the newest entry, a resync entry takes the next number") {
+    std::filesystem::copy_file(KEYFOLIO_TEST_DATA_DIR "/format1-store.db", path);
+    sql(path, "DELETE FROM changes WHERE seq > 4");  // the sequence table still says 6
+    auto writer = make_sqlite_backend(path).value();
+    CHECK_FALSE(has_autoincrement());
+    REQUIRE(writer->write(WriteBatch().put("c", "new", "v", must_not_exist)).has_value());
+    CHECK(log() ==
+          "1:0:keyring,2:0:binance/legacy,3:0:hyperliquid,4:0:kraken/e522af42a94d2402062456ce9e5d83d7,7:3:,8:0:new");
+  }
 }
 
 TEST_CASE("records written to a SQLite store are there after reopening") {
