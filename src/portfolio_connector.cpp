@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <utility>
 
 namespace keyfolio {
 namespace {
@@ -256,9 +257,20 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
     return {};
   };
 
+  // A key that no account in the manager's cache holds is most likely new
+  // to the store, and then nothing needs reading: the first attempt writes
+  // without looking up the index, and the index entry's must-not-exist
+  // put catches the rare portfolio the cache could not show (connected
+  // elsewhere a moment ago, or left by an account removed or re-keyed since).
+  // Its conflict sends connect down the ordinary path, which reads first;
+  // that first attempt does not count as a retry. Not with a verifier: it
+  // would be asked about credentials the ordinary path may find connected
+  // already, and next to its round trip the reads cost nothing.
+  bool optimistic = options_.verifier == nullptr && !m.find_by_fingerprint(fingerprint);
   for (int attempt = 0; attempt < options_.max_retries; ++attempt) {
     const Timestamp stamp = now();
-    auto index = store.indexed(fingerprint);
+    using Indexed = std::optional<std::pair<std::string, std::uint64_t>>;
+    auto index = optimistic ? Result<Indexed>(Indexed()) : store.indexed(fingerprint);
     if (!index) return index.error();
 
     std::optional<StoredPortfolio> portfolio;
@@ -284,7 +296,7 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
     if (portfolio) {
       account_id = portfolio->portfolio.account;
       owns = portfolio->portfolio.owns_account;
-    } else if (auto linked = m.find_by_fingerprint(fingerprint)) {
+    } else if (auto linked = optimistic ? std::nullopt : m.find_by_fingerprint(fingerprint)) {
       account_id = *linked;
       linked_account = true;
     } else {
@@ -293,7 +305,10 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
       owns = true;
     }
     const std::string account_key = account_id->canonical();
-    auto current = m.backend->get(accounts_collection, account_key);
+    // An account under a tag just drawn at random cannot exist yet: its
+    // must-not-exist put below is the check.
+    auto current = new_id.empty() ? m.backend->get(accounts_collection, account_key)
+                                  : Result<std::optional<Record>>(std::optional<Record>());
     if (!current) return current.error();
 
     WriteBatch batch;
@@ -364,8 +379,9 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
     const std::uint64_t before = m.generation();
     auto written = m.backend->write(batch);
     if (!written) {
-      if (written.error().code() == errc::conflict) continue;
-      return written.error();
+      if (written.error().code() != errc::conflict) return written.error();
+      if (std::exchange(optimistic, false)) --attempt;
+      continue;
     }
     (void)m.sync_sealed(sealed, before);
     return result;

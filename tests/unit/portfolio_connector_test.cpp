@@ -337,6 +337,85 @@ TEST_CASE("concurrent connects of one exchange account from many threads make on
   CHECK(f.accounts.size() == 1);
 }
 
+namespace {
+
+// Counts reads. Its change feed is either missing, like a backend without
+// one (the manager then hears nothing of other writers), or slow: it never
+// reports within the test, as a feed on another thread reports some time
+// after the commit (the memory backend's own reports before write returns).
+class ReadCountingBackend : public keyfolio::StorageBackendWrapper {
+ public:
+  ReadCountingBackend(std::shared_ptr<keyfolio::StorageBackend> target, bool feed)
+      : StorageBackendWrapper(std::move(target)), feed_(feed) {}
+  int reads = 0;
+  keyfolio::Result<std::optional<keyfolio::Record>> get(std::string_view collection, std::string_view key) override {
+    ++reads;
+    return StorageBackendWrapper::get(collection, key);
+  }
+  keyfolio::Result<std::vector<keyfolio::Record>> scan(std::string_view collection, std::string_view prefix) override {
+    ++reads;
+    return StorageBackendWrapper::scan(collection, prefix);
+  }
+  keyfolio::Result<keyfolio::Subscription> subscribe(keyfolio::ChangeHandler) override {
+    if (!feed_) return keyfolio::Error(errc::not_supported, "no change feed");
+    return StorageBackendWrapper::subscribe([](const keyfolio::ChangeEvent&) {});
+  }
+
+ private:
+  bool feed_;
+};
+
+}  // namespace
+
+TEST_CASE("connecting an exchange account new to the store reads nothing from the store") {
+  auto counting = std::make_shared<ReadCountingBackend>(keyfolio::make_memory_backend(), true);
+  auto accounts = AccountManager::open(counting, raw('k')).value();
+  PortfolioConnector connector(accounts);
+  counting->reads = 0;
+  auto r = connector.connect(binance("new-key", "s")).value();
+  CHECK(r.status == ConnectResult::Status::connected);
+  CHECK(counting->reads == 0);
+  CHECK(connector.get(r.portfolio_id).value().account == r.account);
+  CHECK(reveals(*accounts.get(r.account).value()->credentials.find("apiKey"), "new-key"));
+}
+
+TEST_CASE("a portfolio connected through a manager this one has not heard from is found as existing") {
+  auto inner = keyfolio::make_memory_backend();
+  auto first = AccountManager::open(inner, raw('k')).value();
+  auto behind_backend = std::make_shared<ReadCountingBackend>(inner, false);
+  auto behind = AccountManager::open(behind_backend, raw('k')).value();
+  auto connected = PortfolioConnector(first).connect(binance("k", "s", "Mine")).value();
+  REQUIRE(behind.size() == 0);  // no feed: it never heard of that account
+
+  RecordingVerifier verifier;
+  SECTION("with the same credentials") {
+    // One attempt allowed: the write that finds the portfolio by its index
+    // entry does not count as one.
+    PortfolioConnector connector(behind, {.max_retries = 1});
+    auto again = connector.connect(binance("k", "s")).value();
+    CHECK(again.status == ConnectResult::Status::existing);
+    CHECK(again.portfolio_id == connected.portfolio_id);
+    CHECK(again.account == connected.account);
+    CHECK_FALSE(again.credentials_updated);
+  }
+  SECTION("with a new secret") {
+    PortfolioConnector connector(behind, {.max_retries = 1});
+    auto again = connector.connect(binance("k", "s2")).value();
+    CHECK(again.status == ConnectResult::Status::existing);
+    CHECK(again.portfolio_id == connected.portfolio_id);
+    CHECK(again.credentials_updated);
+    CHECK(reveals(*behind.get(connected.account).value()->credentials.find("secret"), "s2"));
+  }
+  SECTION("with a verifier, which is not asked about credentials already connected") {
+    PortfolioConnector connector(behind, {.verifier = &verifier});
+    CHECK(connector.connect(binance("k", "s")).value().status == ConnectResult::Status::existing);
+    CHECK(verifier.calls == 0);
+  }
+  CHECK(PortfolioConnector(first).list().value().size() == 1);
+  CHECK(inner->scan("accounts").value().size() == 1);
+  CHECK(inner->scan("portfolio_index").value().size() == 1);
+}
+
 TEST_CASE("rename changes the name, and bad names and unknown ids are refused") {
   Fixture f;
   PortfolioConnector connector(f.accounts);
