@@ -481,9 +481,11 @@ void floor_memory_100k(benchmark::State& state) {
 // below carry "repeats:5" and "repeats:9").
 constexpr int repetitions = 5;
 // The durable cases wait on the disk's flush, whose time drifts by tens of
-// percent from one second to the next on a shared machine. They run in many
-// short repetitions, and main() interleaves the repetitions of all cases in
-// random order, so that keyfolio and its floor meet the same disk.
+// percent from one second to the next on a shared machine: they run in more
+// repetitions. (Google Benchmark's random interleaving would spread the
+// drift evenly, but it also runs the lookups on a heap other cases have
+// fragmented, which doubles their misses; run with
+// --benchmark_enable_random_interleaving=true to see the durable cases so.)
 constexpr int durable_repetitions = 9;
 constexpr double durable_min_time = 0.5;  // seconds per repetition
 // Lookups at 100,000 accounts are cache misses whose cost depends on where
@@ -579,16 +581,7 @@ int main(int argc, char** argv) {
   if (argc == 2 && std::string_view(argv[1]).rfind("--resident-growth=", 0) == 0) {
     return measure_resident_growth(std::string_view(argv[1]).substr(18));
   }
-  // Repetitions interleaved in random order unless the command line says
-  // otherwise (a later flag wins).
-  std::vector<char*> args(argv, argv + argc);
-  std::string interleave = "--benchmark_enable_random_interleaving=true";
-  args.insert(args.begin() + 1, interleave.data());
-  int count = static_cast<int>(args.size());
-  args.push_back(nullptr);
-  benchmark::Initialize(&count, args.data());
-  argc = count;
-  argv = args.data();
+  benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   TableReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
