@@ -4,6 +4,7 @@
 
 #include "catch.hpp"
 #include "heard.hpp"
+#include "read_counting.hpp"
 #include "keys.hpp"
 #include "stored.hpp"
 
@@ -576,25 +577,12 @@ TEST_CASE("canary secrets never appear in messages, exceptions, stream output or
 
 namespace {
 
-// Counts the calls that reach the backend.
-class CountingBackend : public keyfolio::StorageBackendWrapper {
- public:
-  using StorageBackendWrapper::StorageBackendWrapper;
-  std::atomic<int> reads{0};
-  keyfolio::Result<std::optional<keyfolio::Record>> get(std::string_view c, std::string_view k) override {
-    ++reads;
-    return StorageBackendWrapper::get(c, k);
-  }
-  keyfolio::Result<std::vector<keyfolio::Record>> scan(std::string_view c, std::string_view p) override {
-    ++reads;
-    return StorageBackendWrapper::scan(c, p);
-  }
-};
+using keyfolio::test::ReadCountingBackend;
 
 }  // namespace
 
 TEST_CASE("reading credentials out of 100,000 accounts touches neither the backend nor, after the first read, secure memory") {
-  auto counting = std::make_shared<CountingBackend>(keyfolio::make_memory_backend());
+  auto counting = std::make_shared<ReadCountingBackend>(keyfolio::make_memory_backend());
   auto m = AccountManager::open(counting, raw('x')).value();
   constexpr std::size_t n = 100'000;
   std::vector<keyfolio::AccountUpdate> batch;
@@ -677,11 +665,10 @@ namespace {
 // A change feed that delivers only when the test says so, as a feed on
 // another thread would deliver some time after the commit. Counts the reads
 // made after a write has committed.
-class DeferredFeedBackend : public keyfolio::StorageBackendWrapper {
+class DeferredFeedBackend : public ReadCountingBackend {
  public:
-  using StorageBackendWrapper::StorageBackendWrapper;
+  using ReadCountingBackend::ReadCountingBackend;
   std::function<void()> after_write;
-  int reads_after_write = 0;
 
   keyfolio::Result<keyfolio::Subscription> subscribe(keyfolio::ChangeHandler handler) override {
     handler_ = std::move(handler);
@@ -698,17 +685,9 @@ class DeferredFeedBackend : public keyfolio::StorageBackendWrapper {
     }
     for (const auto& e : events) handler_(e);
   }
-  keyfolio::Result<std::optional<keyfolio::Record>> get(std::string_view collection, std::string_view key) override {
-    ++reads_after_write;
-    return StorageBackendWrapper::get(collection, key);
-  }
-  keyfolio::Result<std::vector<keyfolio::Record>> scan(std::string_view collection, std::string_view prefix) override {
-    ++reads_after_write;
-    return StorageBackendWrapper::scan(collection, prefix);
-  }
   keyfolio::Result<void> write(const WriteBatch& batch) override {
     auto r = StorageBackendWrapper::write(batch);
-    reads_after_write = 0;
+    reads = 0;  // from here on, the reads made after the write
     if (r && after_write) std::exchange(after_write, nullptr)();
     return r;
   }
@@ -732,10 +711,10 @@ TEST_CASE("with a change feed, an upsert caches what it wrote without reading it
     INFO(n << " accounts");
     deferred->after_write = [&] { other.upsert("BINANCE/1", binance_keys("theirs-" + std::to_string(n), "s")).value(); };
     m.upsert(ours(n)).value();
-    CHECK(deferred->reads_after_write == 0);
+    CHECK(deferred->reads == 0);
     CHECK(m.size() == n);
     CHECK(api_key_is(m, "BINANCE/0", "ours-" + std::to_string(n)));
-    CHECK(deferred->reads_after_write == 0);  // read from the cache, as written
+    CHECK(deferred->reads == 0);  // read from the cache, as written
 
     deferred->deliver();  // the feed catches up with both writes
     CHECK(api_key_is(m, "BINANCE/1", "theirs-" + std::to_string(n)));
@@ -757,7 +736,7 @@ TEST_CASE("a batch taken in as written, chunk by chunk, notifies each account: c
                        binance_keys("k" + std::to_string(i) + "-" + std::to_string(round), "s")});
     }
     m.upsert(std::move(batch)).value();
-    CHECK(deferred->reads_after_write == 0);
+    CHECK(deferred->reads == 0);
   }
   const auto events = heard.events();
   REQUIRE(events.size() == 2 * n);
@@ -802,7 +781,7 @@ TEST_CASE("the feed's report of a write already in the cache costs no read, and 
   m.upsert(ours(3)).value();
   m.upsert("BINANCE/1", binance_keys("ours-again", "s")).value();
   deferred->deliver();  // reports of this manager's own writes, all already taken in
-  CHECK(deferred->reads_after_write == 0);
+  CHECK(deferred->reads == 0);
 
   // Elsewhere: BINANCE/0 updated; BINANCE/1 (at version 2 here) erased and
   // written twice, back at version 2 with another key.
@@ -813,7 +792,7 @@ TEST_CASE("the feed's report of a write already in the cache costs no read, and 
   REQUIRE(inner->get("accounts", "binance/1").value()->version == 2);
   CHECK(api_key_is(m, "BINANCE/1", "ours-again"));
   deferred->deliver();
-  CHECK(deferred->reads_after_write > 0);
+  CHECK(deferred->reads > 0);
   CHECK(api_key_is(m, "BINANCE/0", "theirs-0"));
   CHECK(api_key_is(m, "BINANCE/1", "theirs-1b"));
   CHECK(api_key_is(m, "BINANCE/2", "ours-3"));

@@ -5,6 +5,7 @@
 
 #include "catch.hpp"
 #include "keys.hpp"
+#include "read_counting.hpp"
 #include "stored.hpp"
 #include "temp_dir.hpp"
 
@@ -343,19 +344,10 @@ namespace {
 // one (the manager then hears nothing of other writers), or slow: it never
 // reports within the test, as a feed on another thread reports some time
 // after the commit (the memory backend's own reports before write returns).
-class ReadCountingBackend : public keyfolio::StorageBackendWrapper {
+class QuietFeedBackend : public keyfolio::test::ReadCountingBackend {
  public:
-  ReadCountingBackend(std::shared_ptr<keyfolio::StorageBackend> target, bool feed)
-      : StorageBackendWrapper(std::move(target)), feed_(feed) {}
-  int reads = 0;
-  keyfolio::Result<std::optional<keyfolio::Record>> get(std::string_view collection, std::string_view key) override {
-    ++reads;
-    return StorageBackendWrapper::get(collection, key);
-  }
-  keyfolio::Result<std::vector<keyfolio::Record>> scan(std::string_view collection, std::string_view prefix) override {
-    ++reads;
-    return StorageBackendWrapper::scan(collection, prefix);
-  }
+  QuietFeedBackend(std::shared_ptr<keyfolio::StorageBackend> target, bool feed)
+      : ReadCountingBackend(std::move(target)), feed_(feed) {}
   keyfolio::Result<keyfolio::Subscription> subscribe(keyfolio::ChangeHandler) override {
     if (!feed_) return keyfolio::Error(errc::not_supported, "no change feed");
     return StorageBackendWrapper::subscribe([](const keyfolio::ChangeEvent&) {});
@@ -368,7 +360,7 @@ class ReadCountingBackend : public keyfolio::StorageBackendWrapper {
 }  // namespace
 
 TEST_CASE("connecting an exchange account new to the store reads nothing from the store") {
-  auto counting = std::make_shared<ReadCountingBackend>(keyfolio::make_memory_backend(), true);
+  auto counting = std::make_shared<QuietFeedBackend>(keyfolio::make_memory_backend(), true);
   auto accounts = AccountManager::open(counting, raw('k')).value();
   PortfolioConnector connector(accounts);
   counting->reads = 0;
@@ -382,7 +374,7 @@ TEST_CASE("connecting an exchange account new to the store reads nothing from th
 TEST_CASE("a portfolio connected through a manager this one has not heard from is found as existing") {
   auto inner = keyfolio::make_memory_backend();
   auto first = AccountManager::open(inner, raw('k')).value();
-  auto behind_backend = std::make_shared<ReadCountingBackend>(inner, false);
+  auto behind_backend = std::make_shared<QuietFeedBackend>(inner, false);
   auto behind = AccountManager::open(behind_backend, raw('k')).value();
   auto connected = PortfolioConnector(first).connect(binance("k", "s", "Mine")).value();
   REQUIRE(behind.size() == 0);  // no feed: it never heard of that account
