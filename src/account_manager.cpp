@@ -180,7 +180,7 @@ Result<std::vector<UpsertResult>> AccountManager::upsert(std::vector<AccountUpda
       account.updated = updated;
       std::string value = m.seal(id, key, account.version, created, updated, account.credentials, fingerprints[i]);
       sealed.push_back(
-          Sealed{key, InlineBytes<detail::nonce_size>(detail::Vault::nonce_of(value)), prepared[i], fingerprints[i]});
+          Sealed{key, NonceTag::of(value), prepared[i], fingerprints[i]});
       batch.put(accounts_collection, key, std::move(value), version);
       results[i] = UpsertResult{version == must_not_exist, version + 1};
       if (report && sealed.size() % progress_step == 0 && sealed.size() < accounts.size()) {
@@ -216,9 +216,9 @@ Result<std::shared_ptr<const Account>> AccountManager::get(const AccountId& id) 
   Impl& m = *impl_;
   {
     std::shared_lock lock(m.cache_mutex);
-    auto it = m.cache.find(id);
-    if (it == m.cache.end()) return Error(errc::not_found, "no account " + name_of(id));
-    if (it->second.opened()) return account_of(id, it->second);
+    const Entry* entry = m.cache.find(id);
+    if (entry == nullptr) return Error(errc::not_found, "no account " + name_of(id));
+    if (entry->opened()) return account_of(id, *entry);
   }
   // The first read of an account kept sealed since it was loaded.
   auto found = m.with_opened(id, [&](const Entry& entry) { return account_of(id, entry); });
@@ -237,10 +237,10 @@ std::vector<AccountSummary> AccountManager::list() const {
   {
     // Summaries need every account opened (fields, times, integrity).
     std::unique_lock lock(impl_->cache_mutex);
-    for (auto it = impl_->cache.begin(); it != impl_->cache.end(); ++it) impl_->open_entry(it);
+    impl_->cache.for_each([&](Entry& entry) { impl_->open_entry(entry); });
     out.reserve(impl_->cache.size());
-    for (const auto& [id, entry] : impl_->cache) {
-      AccountSummary summary{id};
+    impl_->cache.for_each([&](const Entry& entry) {
+      AccountSummary summary{impl_->id_of(entry)};
       summary.version = entry.version;
       summary.fingerprint = entry.fingerprint.hex();
       if (entry.account) {
@@ -251,7 +251,7 @@ std::vector<AccountSummary> AccountManager::list() const {
         summary.corrupt = true;
       }
       out.push_back(std::move(summary));
-    }
+    });
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   return out;

@@ -5,6 +5,7 @@
 #include <keyfolio/account_manager.hpp>
 
 #include "crypto/vault.hpp"
+#include "detail/pointer_table.hpp"
 #include "detail/secure_arena.hpp"
 #include "detail/subscribers.hpp"
 #include "detail/text.hpp"
@@ -20,7 +21,6 @@
 #include <set>
 #include <shared_mutex>
 #include <span>
-#include <unordered_map>
 
 namespace keyfolio {
 namespace detail::accounts {
@@ -152,24 +152,120 @@ class Fingerprint : public InlineBytes<detail::Vault::fingerprint_size> {
   }
 };
 
+// The first 16 bytes of a record's 24-byte random nonce: what tells two
+// records of one key at one version apart, in 17 bytes of a cache entry
+// instead of 25.
+class NonceTag : public InlineBytes<16> {
+ public:
+  NonceTag() = default;
+  static NonceTag of(std::string_view record) {
+    NonceTag tag;
+    const std::string_view nonce = detail::Vault::nonce_of(record);
+    if (nonce.size() >= 16) static_cast<InlineBytes&>(tag) = InlineBytes(nonce.substr(0, 16));
+    return tag;
+  }
+  friend bool operator==(const NonceTag& a, const NonceTag& b) noexcept { return a.view() == b.view(); }
+};
+
+// Whether `key` is the storage key (canonical spelling) of `id`:
+// exchange, or exchange "/" tag. An exchange id holds no separator.
+inline bool is_key_of(std::string_view key, const AccountId& id) noexcept {
+  const std::string& exchange = id.exchange();
+  const std::string& tag = id.tag();
+  if (tag.empty()) return key == exchange;
+  return key.size() == exchange.size() + 1 + tag.size() && key.starts_with(exchange) && key[exchange.size()] == '/' &&
+         key.ends_with(tag);
+}
+
+// A record's storage key and bytes, for an entry not yet opened: the
+// strings the backend returned, moved in rather than copied, so that loading
+// a store leaves no copy behind. No id object: the id's spelling is in the
+// record's clear header.
+class ClosedRecord {
+ public:
+  ClosedRecord() = default;
+  ClosedRecord(std::string key, std::string record)
+      : strings_(std::make_unique<Strings>(Strings{std::move(key), std::move(record)})) {}
+
+  bool empty() const noexcept { return strings_ == nullptr; }
+  std::string_view key() const noexcept { return empty() ? std::string_view() : std::string_view(strings_->key); }
+  std::string_view record() const noexcept {
+    return empty() ? std::string_view() : std::string_view(strings_->record);
+  }
+  void reset() noexcept { strings_.reset(); }
+
+ private:
+  struct Strings {
+    std::string key;
+    std::string record;
+  };
+  std::unique_ptr<Strings> strings_;
+};
+
 // An account in the cache. Records that carry their fingerprint and
 // spelling in the clear header are decrypted on first read: until then the
 // entry keeps the sealed record, and no plaintext secret is in memory.
+//
+// Laid out for reads: the pointer a read follows comes first, and the id is
+// kept only inside the account (which a read touches anyway) or, while
+// closed, as the storage key beside the record. 72 bytes.
 struct Entry {
   std::shared_ptr<const Account> account;  // null until opened, or when corrupt
-  // While not yet opened: the record after its header (nonce and
-  // ciphertext); the header is rebuilt from the id and the fingerprint.
-  std::string sealed;
   std::uint64_t version = 0;
-  InlineBytes<detail::nonce_size> nonce;
+  NonceTag nonce;
   Fingerprint fingerprint;
   bool corrupt = false;  // the record does not authenticate
+  // Set exactly when `account` is not: the key and the record (none when
+  // it came without a usable header and did not authenticate).
+  ClosedRecord closed;
 
   bool opened() const noexcept { return account != nullptr || corrupt; }
+  bool is(const AccountId& id) const noexcept { return account != nullptr ? account->id == id : is_key_of(closed.key(), id); }
+  std::string key() const { return account != nullptr ? account->id.canonical() : std::string(closed.key()); }
 
-  bool holds(const Record& record) const {
-    return version == record.version && nonce.view() == detail::Vault::nonce_of(record.value);
+  bool holds(const Record& record) const { return version == record.version && nonce == NonceTag::of(record.value); }
+};
+
+// The accounts in memory, by id. Entries are owned here and never move, so
+// that the fingerprint index can point at them; a lookup reads one run of
+// 16-byte slots, the entry, and the account it shares with the reader.
+// Entries are filed under their id's hash, which callers give.
+class AccountCache {
+ public:
+  AccountCache() = default;
+  AccountCache(const AccountCache&) = delete;
+  AccountCache& operator=(const AccountCache&) = delete;
+  ~AccountCache() { clear(); }
+
+  Entry* find(const AccountId& id) const {
+    return table_.find(id.hash(), [&](const Entry& e) { return e.is(id); });
   }
+  // Adds the entry of `id`, which is not here yet.
+  Entry* insert(const AccountId& id, Entry entry) {
+    auto owned = std::make_unique<Entry>(std::move(entry));
+    table_.insert(id.hash(), owned.get());
+    return owned.release();
+  }
+  // Removes `entry`, the entry of `id`.
+  void erase(const AccountId& id, Entry* entry) {
+    table_.erase(id.hash(), entry);
+    delete entry;
+  }
+  void clear() {
+    table_.for_each([](Entry& e) { delete &e; });
+    table_.clear();
+  }
+  std::size_t size() const noexcept { return table_.size(); }
+  bool empty() const noexcept { return table_.empty(); }
+  void reserve(std::size_t n) { table_.reserve(n); }
+  // Every entry; `visit` may change entries but not add or remove them.
+  template <class Visit>
+  void for_each(Visit&& visit) const {
+    table_.for_each(visit);
+  }
+
+ private:
+  detail::PointerTable<Entry> table_;
 };
 
 inline std::string name_of(const AccountId& id) { return detail::quote(id.spelling()); }
@@ -178,12 +274,12 @@ inline std::string name_of(const AccountId& id) { return detail::quote(id.spelli
 // that taking it into the cache needs no decryption.
 struct Sealed {
   std::string_view key;  // its storage key; the writer keeps the string alive and unchanged
-  InlineBytes<detail::nonce_size> nonce;
+  NonceTag nonce;
   std::shared_ptr<const Account> account;
   Fingerprint fingerprint;
 
   bool sealed_into(const Record& record) const {
-    return account->version == record.version && nonce.view() == detail::Vault::nonce_of(record.value);
+    return account->version == record.version && nonce == NonceTag::of(record.value);
   }
 };
 
@@ -201,14 +297,14 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   mutable std::shared_mutex cache_mutex;
   // Keyed by id; a storage key finds its entry by parsing it (the canonical
   // form parses back to an equal id), so no second map of keys is kept.
-  std::unordered_map<AccountId, Entry> cache;
+  AccountCache cache;
   // Accounts by fingerprint of their identifying credential, so that
-  // PortfolioConnector finds an exchange account without decrypting. Keyed
-  // by the fingerprint's first 8 bytes (a match is checked against the whole
-  // one); values point into `cache`, whose nodes do not move: an entry is
-  // taken out of this index before it changes or goes.
-  using CacheItem = std::pair<const AccountId, Entry>;
-  std::unordered_multimap<std::uint64_t, const CacheItem*> ids_by_fingerprint;
+  // PortfolioConnector finds an exchange account without decrypting. Filed
+  // under the fingerprint's first 8 bytes (a match is checked against the
+  // whole one); values point at entries of `cache`, which do not move: an
+  // entry is taken out of this index before its fingerprint changes or it
+  // goes.
+  detail::PointerTable<Entry> ids_by_fingerprint;
 
   std::mutex sync_mutex;  // orders cache updates
   // Counts the cache updates made under sync_mutex: a writer that finds it
@@ -260,24 +356,13 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   struct Header {
     std::string_view fingerprint;
     std::string_view spelling;
-    std::size_t body_offset = 0;  // where the nonce starts in the record
   };
   static std::optional<Header> parse_header(std::string_view value) {
     auto header = detail::Vault::header_of(value);
     if (!header || header->empty()) return std::nullopt;
     const std::size_t length = static_cast<unsigned char>((*header)[0]);
     if (header->size() < 1 + length) return std::nullopt;
-    const auto offset = static_cast<std::size_t>(header->data() - value.data()) + header->size();
-    return Header{header->substr(1, length), header->substr(1 + length), offset};
-  }
-
-  // A record kept as its body, whole again: "KF2" | u8 length | header | body.
-  static std::string rebuilt(std::string_view header, std::string_view body) {
-    std::string record = "KF2";
-    record.push_back(static_cast<char>(header.size()));
-    record += header;
-    record += body;
-    return record;
+    return Header{header->substr(1, length), header->substr(1 + length)};
   }
 
   std::string seal(const AccountId& id, std::string_view key, std::uint64_t version, Timestamp created,
@@ -299,10 +384,10 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
 
   // Opens a stored record: the account, or nullopt when it does not
   // authenticate or does not parse.
-  std::optional<Account> open_record(const std::string& key, const Record& record) const {
+  std::optional<Account> open_record(std::string_view key, const Record& record) const {
     return open_record(key, record.version, record.value);
   }
-  std::optional<Account> open_record(const std::string& key, std::uint64_t version, std::string_view value) const {
+  std::optional<Account> open_record(std::string_view key, std::uint64_t version, std::string_view value) const {
     auto plain = vault.open(accounts_collection, key, version, value);
     if (!plain) return std::nullopt;
     PayloadReader r(plain->view());
@@ -315,6 +400,8 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     auto id = AccountId::parse(spelling, *catalog);
     if (!id || id->canonical() != key) return std::nullopt;
     Credentials credentials;
+    // A count no record of this size could hold is caught by the reads below.
+    credentials.reserve(std::min<std::size_t>(count, plain->view().size() / 8));
     for (std::uint32_t i = 0; i < count; ++i) {
       const auto field = r.str();
       const auto value = r.str();
@@ -334,20 +421,30 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     return std::move(*id);
   }
 
+  // The id of a cache entry, in the spelling it was stored with.
+  AccountId id_of(const Entry& entry) const {
+    if (entry.account != nullptr) return entry.account->id;
+    if (auto header = parse_header(entry.closed.record())) {
+      if (auto id = AccountId::parse(header->spelling, *catalog)) return std::move(*id);  // checked by make_entry
+    }
+    return id_of_key(entry.closed.key()).value();  // the cache holds only keys that name ids
+  }
+
   // The cache entry of a stored record, and the id it goes under (nullopt:
   // a key this catalog cannot name, not an account of ours). A record with a
-  // header is kept sealed until first read; one without is opened now.
+  // header is kept sealed until first read, its strings moved into the
+  // entry; one without is opened now.
   std::optional<std::pair<AccountId, Entry>> make_entry(Record record) const {
     const std::string& key = record.key;
     Entry entry;
     entry.version = record.version;
-    entry.nonce = InlineBytes<detail::nonce_size>(detail::Vault::nonce_of(record.value));
+    entry.nonce = NonceTag::of(record.value);
     if (auto header = parse_header(record.value)) {
       auto id = AccountId::parse(header->spelling, *catalog);
       if (id && id->canonical() == key && id->spelling() == header->spelling &&
           (header->fingerprint.empty() || header->fingerprint.size() == Fingerprint::size)) {
         entry.fingerprint = Fingerprint::from_bytes(header->fingerprint);
-        entry.sealed = record.value.substr(header->body_offset);
+        entry.closed = ClosedRecord(std::move(record.key), std::move(record.value));
         return std::pair{std::move(*id), std::move(entry)};
       }
     } else if (auto account = open_record(key, record)) {
@@ -359,46 +456,48 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     auto id = id_of_key(key);
     if (!id) return std::nullopt;
     entry.corrupt = true;
+    entry.closed = ClosedRecord(std::move(record.key), {});
     return std::pair{std::move(*id), std::move(entry)};
   }
 
   // What decrypting an entry kept sealed gives: the account, or nothing
   // when the record does not authenticate or its header disagrees with its
-  // contents. Needs no lock: works on a copy of the entry's fields.
+  // contents. Needs no lock: works on a copy of the entry's record.
   struct Opened {
     std::shared_ptr<const Account> account;
     Fingerprint fingerprint;
   };
-  Opened decrypt(const AccountId& id, const Entry& entry) const {
-    auto account = open_record(id.canonical(), entry.version,
-                               rebuilt(account_header(entry.fingerprint, id.spelling()), entry.sealed));
-    if (!account || account->id.spelling() != id.spelling()) return {};
+  Opened decrypt(std::string_view key, std::uint64_t version, std::string_view record) const {
+    const auto header = parse_header(record);
+    auto account = open_record(key, version, record);
+    if (!account || !header || account->id.spelling() != header->spelling) return {};
     // The header authenticated with the record; a fingerprint that differs
     // from it now comes from another catalog's idea of the identifying field.
     Fingerprint recomputed = fingerprint(account->id, account->credentials);
     return {std::make_shared<const Account>(std::move(*account)), recomputed};
   }
 
-  // Puts what decrypt() gave into the entry; under cache_mutex (exclusive).
-  void install(std::unordered_map<AccountId, Entry>::iterator it, Opened opened) {
-    Entry& entry = it->second;
-    unindex(it);
+  // Puts what decrypt() gave into a closed entry; under cache_mutex
+  // (exclusive).
+  void install(Entry& entry, Opened opened) {
+    unindex(entry);
     if (opened.account) {
       entry.account = std::move(opened.account);
+      entry.closed.reset();  // the account carries the same id
       entry.fingerprint = opened.fingerprint;
-      index(*it);
+      index(entry);
     } else {
       // A corrupt record has no fingerprint to trust, as when loaded eagerly.
+      // The record stays: its header still names the spelling.
       entry.fingerprint = {};
       entry.corrupt = true;
     }
-    std::string().swap(entry.sealed);
   }
 
   // Decrypts an entry kept sealed; under cache_mutex (exclusive).
-  void open_entry(std::unordered_map<AccountId, Entry>::iterator it) {
-    if (it->second.opened()) return;
-    install(it, decrypt(it->first, it->second));
+  void open_entry(Entry& entry) {
+    if (entry.opened()) return;
+    install(entry, decrypt(entry.closed.key(), entry.version, entry.closed.record()));
   }
 
   // The cache entry of `id`, opened if it was kept sealed: the decryption
@@ -407,31 +506,29 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   // Calls `use` with the entry while holding the cache lock.
   template <class Use>
   auto with_opened(const AccountId& id, Use use) -> std::optional<decltype(use(std::declval<const Entry&>()))> {
-    AccountId key = id;
-    Entry copy;
+    std::string key;
+    std::string record;
+    std::uint64_t version = 0;
     {
       std::shared_lock lock(cache_mutex);
-      auto it = cache.find(id);
-      if (it == cache.end()) return std::nullopt;
-      if (it->second.opened()) return use(it->second);
-      key = it->first;
-      copy.sealed = it->second.sealed;
-      copy.version = it->second.version;
-      copy.nonce = it->second.nonce;
-      copy.fingerprint = it->second.fingerprint;
+      const Entry* entry = cache.find(id);
+      if (entry == nullptr) return std::nullopt;
+      if (entry->opened()) return use(*entry);
+      key = entry->closed.key();
+      record = entry->closed.record();
+      version = entry->version;
     }
-    Opened opened = decrypt(key, copy);
+    Opened opened = decrypt(key, version, record);
     std::unique_lock lock(cache_mutex);
-    auto it = cache.find(id);
-    if (it == cache.end()) return std::nullopt;
+    Entry* entry = cache.find(id);
+    if (entry == nullptr) return std::nullopt;
     // Installed only if the entry is still the record that was decrypted.
-    if (!it->second.opened() && it->second.version == copy.version &&
-        it->second.nonce.view() == copy.nonce.view() && it->first.spelling() == key.spelling()) {
-      install(it, std::move(opened));
+    if (!entry->opened() && entry->version == version && entry->closed.record() == record) {
+      install(*entry, std::move(opened));
     } else {
-      open_entry(it);
+      open_entry(*entry);
     }
-    return use(it->second);
+    return use(*entry);
   }
 
   // Brings the cache entry of `key` up to `record` (absent: removed), under
@@ -444,30 +541,32 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     bool adopt = false;  // the entry holds this record, still sealed, and we have it in clear
     {
       std::shared_lock lock(cache_mutex);
-      if (auto it = cache.find(*id); it != cache.end()) {
+      if (const Entry* entry = cache.find(*id)) {
         known = true;
-        if (record && it->second.holds(*record)) {
-          if (sealed == nullptr || it->second.opened()) return;
+        if (record && entry->holds(*record)) {
+          if (sealed == nullptr || entry->opened()) return;
           adopt = true;
         }
       }
     }
     if (adopt) {
       std::unique_lock lock(cache_mutex);
-      auto it = cache.find(*id);
-      if (it != cache.end() && it->second.holds(*record) && !it->second.opened() && sealed->sealed_into(*record)) {
-        it->second.account = sealed->account;
-        std::string().swap(it->second.sealed);
+      Entry* entry = cache.find(*id);
+      if (entry != nullptr && entry->holds(*record) && !entry->opened() && sealed->sealed_into(*record)) {
+        // The same record, so the same spelling and fingerprint.
+        entry->account = sealed->account;
+        entry->closed.reset();
       }
       return;
     }
     if (!record) {
       if (!known) return;
       std::unique_lock lock(cache_mutex);
-      auto it = cache.find(*id);
-      AccountId gone = it->first;
-      unindex(it);
-      cache.erase(it);
+      Entry* entry = cache.find(*id);
+      if (entry == nullptr) return;
+      AccountId gone = id_of(*entry);
+      unindex(*entry);
+      cache.erase(*id, entry);
       events.push_back({AccountEvent::Kind::removed, std::move(gone), 0});
       return;
     }
@@ -485,27 +584,22 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // Puts `entry` into the cache under `id`, replacing the entry of an equal
-  // id, and appends the event to `events` (unless null); under cache_mutex
+  // id (whose place, and pointers to it, stay; the spelling becomes `id`'s),
+  // and appends the event to `events` (unless null); under cache_mutex
   // (exclusive).
   void store_entry(const AccountId& id, Entry entry, std::vector<AccountEvent>* events) {
     const std::uint64_t version = entry.version;
-    auto it = cache.find(id);
-    const bool known = it != cache.end();
+    Entry* stored = cache.find(id);
+    const bool known = stored != nullptr;
     if (known) {
-      unindex(it);
-      if (it->first.spelling() != id.spelling()) {
-        // Keep the latest spelling; the node (and pointers into it) stays.
-        auto node = cache.extract(it);
-        node.key() = id;
-        it = cache.insert(std::move(node)).position;
-      }
-      it->second = std::move(entry);
+      unindex(*stored);
+      *stored = std::move(entry);
     } else {
-      it = cache.emplace(id, std::move(entry)).first;
+      stored = cache.insert(id, std::move(entry));
     }
-    index(*it);
+    index(*stored);
     if (events != nullptr) {
-      events->push_back({known ? AccountEvent::Kind::updated : AccountEvent::Kind::created, it->first, version});
+      events->push_back({known ? AccountEvent::Kind::updated : AccountEvent::Kind::created, id, version});
     }
   }
 
@@ -520,21 +614,14 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
 
   // Adds a cache entry to the fingerprint index; under cache_mutex
   // (exclusive).
-  void index(const CacheItem& item) {
-    if (!item.second.fingerprint.empty()) ids_by_fingerprint.emplace(item.second.fingerprint.prefix(), &item);
+  void index(Entry& entry) {
+    if (!entry.fingerprint.empty()) ids_by_fingerprint.insert(entry.fingerprint.prefix(), &entry);
   }
 
   // Drops a cache entry from the fingerprint index; under cache_mutex
   // (exclusive).
-  void unindex(std::unordered_map<AccountId, Entry>::iterator it) {
-    if (it->second.fingerprint.empty()) return;
-    auto [from, to] = ids_by_fingerprint.equal_range(it->second.fingerprint.prefix());
-    for (auto i = from; i != to; ++i) {
-      if (i->second == &*it) {
-        ids_by_fingerprint.erase(i);
-        return;
-      }
-    }
+  void unindex(const Entry& entry) {
+    if (!entry.fingerprint.empty()) ids_by_fingerprint.erase(entry.fingerprint.prefix(), &entry);
   }
 
   // An account whose identifying credential has `fingerprint`: the first by
@@ -544,19 +631,18 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     const Fingerprint wanted(fingerprint);
     if (wanted.empty()) return std::nullopt;
     std::unique_lock lock(cache_mutex);
-    std::vector<AccountId> candidates;
-    auto [from, to] = ids_by_fingerprint.equal_range(wanted.prefix());
-    for (auto i = from; i != to; ++i) candidates.push_back(i->second->first);
-    const AccountId* best = nullptr;
-    for (const AccountId& candidate : candidates) {
-      auto it = cache.find(candidate);
-      if (it == cache.end()) continue;
-      open_entry(it);
-      if (it->second.corrupt || it->second.fingerprint.view() != wanted.view()) continue;
-      if (best == nullptr || it->first < *best) best = &it->first;
+    // Gathered first: opening an entry files it again. Entries do not move,
+    // and none goes while the lock is held.
+    std::vector<Entry*> candidates;
+    ids_by_fingerprint.for_each(wanted.prefix(), [&](Entry& entry) { candidates.push_back(&entry); });
+    const Entry* best = nullptr;
+    for (Entry* candidate : candidates) {
+      open_entry(*candidate);
+      if (candidate->corrupt || candidate->fingerprint.view() != wanted.view()) continue;
+      if (best == nullptr || candidate->account->id < best->account->id) best = candidate;
     }
     if (best == nullptr) return std::nullopt;
-    return *best;
+    return best->account->id;
   }
 
   // Whether the cache already holds `key` at `version` or later, so that a
@@ -567,8 +653,8 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     auto id = id_of_key(key);
     if (!id) return false;
     std::shared_lock lock(cache_mutex);
-    auto it = cache.find(*id);
-    return it != cache.end() && it->second.version >= version;
+    const Entry* entry = cache.find(*id);
+    return entry != nullptr && entry->version >= version;
   }
 
   Result<void> sync_key(const std::string& key) {
@@ -681,11 +767,10 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     ids_by_fingerprint.reserve(records.size());
     for (Record& record : records) {
       auto made = make_entry(std::move(record));
-      if (!made) continue;
-      auto [it, inserted] = cache.emplace(std::move(made->first), std::move(made->second));
-      if (!inserted) continue;
-      index(*it);
-      if (events != nullptr) events->push_back({AccountEvent::Kind::created, it->first, it->second.version});
+      if (!made || cache.find(made->first) != nullptr) continue;
+      Entry* entry = cache.insert(made->first, std::move(made->second));
+      index(*entry);
+      if (events != nullptr) events->push_back({AccountEvent::Kind::created, std::move(made->first), entry->version});
     }
   }
 
@@ -711,12 +796,12 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
         std::vector<std::string> gone;
         {
           std::shared_lock shared(cache_mutex);
-          for (const auto& [id, entry] : cache) {
-            std::string key = id.canonical();
+          cache.for_each([&](const Entry& entry) {
+            std::string key = entry.key();
             const bool present = std::binary_search(records->begin(), records->end(), key,
                                                     [](const auto& a, const auto& b) { return key_of(a) < key_of(b); });
             if (!present) gone.push_back(std::move(key));
-          }
+          });
         }
         for (const auto& key : gone) apply(key, std::nullopt, events);
       }
@@ -753,8 +838,8 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   std::optional<Timestamp> created_of(const std::string& key, const Record& record) const {
     if (auto id = id_of_key(key)) {
       std::shared_lock lock(cache_mutex);
-      if (auto it = cache.find(*id); it != cache.end() && it->second.account != nullptr && it->second.holds(record)) {
-        return it->second.account->created;
+      if (const Entry* entry = cache.find(*id); entry != nullptr && entry->account != nullptr && entry->holds(record)) {
+        return entry->account->created;
       }
     }
     auto existing = open_record(key, record);

@@ -346,7 +346,7 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
       std::string value =
           m.seal(account->id, account_key, version + 1, created, stamp, account->credentials, fingerprint_bytes);
       sealed.push_back(
-          Sealed{account_key, InlineBytes<detail::nonce_size>(detail::Vault::nonce_of(value)), account, fingerprint_bytes});
+          Sealed{account_key, NonceTag::of(value), account, fingerprint_bytes});
       batch.put(accounts_collection, account_key, std::move(value), version);
       credentials_updated = existing.has_value() || portfolio.has_value();
     }

@@ -48,6 +48,9 @@ class KEYFOLIO_EXPORT Credentials {
   // same field is already present under any spelling; nothing changes then.
   Result<void> add(std::string_view name, SecretString value);
   Result<void> add(std::string_view name, SecretString value, const ExchangeCatalog& catalog);
+  // Room for `n` fields without reallocating: a set built field by field
+  // then takes exactly the memory it needs.
+  void reserve(std::size_t n) { fields_.reserve(n); }
 
   // The value stored under canonical key `key`, or nullptr.
   const SecretString* find(std::string_view key) const noexcept;

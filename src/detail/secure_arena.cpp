@@ -14,9 +14,10 @@
 namespace keyfolio::detail {
 namespace {
 
-// Slot sizes. API keys and secrets are 32..128 bytes, passphrases shorter,
-// PEM keys a few hundred to a few thousand; larger values get a chunk each.
-constexpr std::array<std::size_t, 8> slot_sizes = {32, 64, 128, 256, 512, 1024, 2048, 4096};
+// Slot sizes. API keys and secrets are 32..128 bytes (36, 44, 64 and 88 are
+// common, hence the steps of 16 and 32 there), passphrases shorter, PEM keys
+// a few hundred to a few thousand; larger values get a chunk each.
+constexpr std::array<std::size_t, 11> slot_sizes = {32, 48, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096};
 
 // sodium_malloc places the region so that it ends at a page boundary followed
 // by a guard page, with a 16-byte canary before that; asking for a whole
