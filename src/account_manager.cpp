@@ -216,6 +216,7 @@ Result<std::shared_ptr<const Account>> AccountManager::get(const AccountId& id) 
   Impl& m = *impl_;
   {
     std::shared_lock lock(m.cache_mutex);
+    if (auto account = m.cache.open_account(id)) return account;
     const Entry* entry = m.cache.find(id);
     if (entry == nullptr) return Error(errc::not_found, "no account " + name_of(id));
     if (entry->opened()) return account_of(id, *entry);

@@ -227,9 +227,11 @@ struct Entry {
 };
 
 // The accounts in memory, by id. Entries are owned here and never move, so
-// that the fingerprint index can point at them; a lookup reads one run of
-// 16-byte slots, the entry, and the account it shares with the reader.
-// Entries are filed under their id's hash, which callers give.
+// that the fingerprint index can point at them. Each slot also holds the
+// account of an open entry: a read goes from the slot to the account it
+// returns, and touches the entry only when the account is not open yet.
+// Entries are filed under their id's hash, which callers give; whoever
+// changes an entry's `account` calls published() after.
 class AccountCache {
  public:
   AccountCache() = default;
@@ -238,13 +240,25 @@ class AccountCache {
   ~AccountCache() { clear(); }
 
   Entry* find(const AccountId& id) const {
-    return table_.find(id.hash(), [&](const Entry& e) { return e.is(id); });
+    const Slot* slot = find_slot(id);
+    return slot != nullptr ? slot->value : nullptr;
+  }
+  // The account of `id` when its entry is open (null otherwise, or when
+  // there is none).
+  std::shared_ptr<const Account> open_account(const AccountId& id) const {
+    const Slot* slot = table_.find_slot(id.hash(), [&](const Slot& s) { return s.extra && s.extra->id == id; });
+    return slot != nullptr ? slot->extra : nullptr;
   }
   // Adds the entry of `id`, which is not here yet.
   Entry* insert(const AccountId& id, Entry entry) {
     auto owned = std::make_unique<Entry>(std::move(entry));
-    table_.insert(id.hash(), owned.get());
+    table_.insert(id.hash(), owned.get(), owned->account);
     return owned.release();
+  }
+  // Brings the slot up to a change of `entry.account`; `entry` is the
+  // entry of `id`.
+  void published(const AccountId& id, const Entry& entry) {
+    if (Slot* slot = table_.slot_of(id.hash(), &entry)) slot->extra = entry.account;
   }
   // Removes `entry`, the entry of `id`.
   void erase(const AccountId& id, Entry* entry) {
@@ -265,7 +279,12 @@ class AccountCache {
   }
 
  private:
-  detail::PointerTable<Entry> table_;
+  using Table = detail::PointerTable<Entry, std::shared_ptr<const Account>>;
+  using Slot = Table::Slot;
+  const Slot* find_slot(const AccountId& id) const {
+    return table_.find_slot(id.hash(), [&](const Slot& s) { return s.extra ? s.extra->id == id : s.value->is(id); });
+  }
+  Table table_;
 };
 
 inline std::string name_of(const AccountId& id) { return detail::quote(id.spelling()); }
@@ -484,6 +503,7 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     if (opened.account) {
       entry.account = std::move(opened.account);
       entry.closed.reset();  // the account carries the same id
+      cache.published(entry.account->id, entry);
       entry.fingerprint = opened.fingerprint;
       index(entry);
     } else {
@@ -556,6 +576,7 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
         // The same record, so the same spelling and fingerprint.
         entry->account = sealed->account;
         entry->closed.reset();
+        cache.published(*id, *entry);
       }
       return;
     }
@@ -594,6 +615,7 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
     if (known) {
       unindex(*stored);
       *stored = std::move(entry);
+      cache.published(id, *stored);
     } else {
       stored = cache.insert(id, std::move(entry));
     }

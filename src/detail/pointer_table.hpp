@@ -3,7 +3,8 @@
 //
 // Each slot is a 64-bit hash and a pointer (16 bytes), so a lookup reads
 // one run of slots and then the value it wants, instead of walking chained
-// nodes. Linear probing from a Fibonacci-hashed home slot, at most 80% full,
+// nodes. A slot may carry an `Extra` beside the pointer: what a lookup needs
+// of the value, kept where the lookup already is. Linear probing from a Fibonacci-hashed home slot, at most 80% full,
 // and erasure by backward shift, so no tombstones pile up. The same hash may
 // be filed more than once: callers tell values apart with a predicate.
 //
@@ -13,13 +14,22 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace keyfolio::detail {
 
-template <class T>
+struct NoExtra {};
+
+template <class T, class Extra = NoExtra>
 class PointerTable {
  public:
+  struct Slot {
+    std::uint64_t hash = 0;
+    T* value = nullptr;  // null: empty
+    [[no_unique_address]] Extra extra{};
+  };
+
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
 
@@ -31,21 +41,34 @@ class PointerTable {
   }
 
   // Files `value` under `hash`; `value` must not be null.
-  void insert(std::uint64_t hash, T* value) {
+  void insert(std::uint64_t hash, T* value, Extra extra = {}) {
     reserve(size_ + 1);
-    place(hash, value);
+    place(Slot{hash, value, std::move(extra)});
     ++size_;
+  }
+
+  // The slot of the first value filed under `hash` whose slot `match`
+  // accepts; null when none. Valid until the next insert or erase.
+  template <class Match>
+  Slot* find_slot(std::uint64_t hash, Match&& match) const {
+    if (slots_.empty()) return nullptr;
+    for (std::size_t i = home(hash);; i = next(i)) {
+      const Slot& slot = slots_[i];
+      if (slot.value == nullptr) return nullptr;
+      if (slot.hash == hash && match(slot)) return const_cast<Slot*>(&slot);
+    }
   }
 
   // The first value filed under `hash` that `match` accepts; null when none.
   template <class Match>
   T* find(std::uint64_t hash, Match&& match) const {
-    if (slots_.empty()) return nullptr;
-    for (std::size_t i = home(hash);; i = next(i)) {
-      const Slot& slot = slots_[i];
-      if (slot.value == nullptr) return nullptr;
-      if (slot.hash == hash && match(*slot.value)) return slot.value;
-    }
+    const Slot* slot = find_slot(hash, [&](const Slot& s) { return match(*s.value); });
+    return slot != nullptr ? slot->value : nullptr;
+  }
+
+  // The slot holding `value`, filed under `hash`; null when none.
+  Slot* slot_of(std::uint64_t hash, const T* value) const {
+    return find_slot(hash, [&](const Slot& s) { return s.value == value; });
   }
 
   // Calls `visit` with every value filed under `hash`.
@@ -79,7 +102,7 @@ class PointerTable {
     for (std::size_t i = next(hole); slots_[i].value != nullptr; i = next(i)) {
       const std::size_t from_home = (i - home(slots_[i].hash)) & mask();
       if (from_home >= ((i - hole) & mask())) {
-        slots_[hole] = slots_[i];
+        slots_[hole] = std::move(slots_[i]);
         hole = i;
       }
     }
@@ -96,10 +119,6 @@ class PointerTable {
   }
 
  private:
-  struct Slot {
-    std::uint64_t hash = 0;
-    T* value = nullptr;  // null: empty
-  };
   static constexpr std::size_t min_capacity = 16;
 
   std::size_t mask() const noexcept { return slots_.size() - 1; }
@@ -110,18 +129,18 @@ class PointerTable {
     return static_cast<std::size_t>((hash * 0x9e3779b97f4a7c15ULL) >> shift_);
   }
 
-  void place(std::uint64_t hash, T* value) noexcept {
-    std::size_t i = home(hash);
+  void place(Slot slot) noexcept {
+    std::size_t i = home(slot.hash);
     while (slots_[i].value != nullptr) i = next(i);
-    slots_[i] = Slot{hash, value};
+    slots_[i] = std::move(slot);
   }
 
   void rehash(std::size_t capacity) {
     std::vector<Slot> old(capacity);
     old.swap(slots_);
     shift_ = 64 - static_cast<unsigned>(std::countr_zero(capacity));
-    for (const Slot& slot : old) {
-      if (slot.value != nullptr) place(slot.hash, slot.value);
+    for (Slot& slot : old) {
+      if (slot.value != nullptr) place(std::move(slot));
     }
   }
 
