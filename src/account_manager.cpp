@@ -166,7 +166,7 @@ Result<std::vector<UpsertResult>> AccountManager::upsert(std::vector<AccountUpda
       Timestamp created = updated;
       std::uint64_t version = must_not_exist;
       if (const auto& found = (*current)[k]) {
-        auto stored_created = m.created_of(key, *found);
+        auto stored_created = m.created_of(id, key, *found);
         if (!stored_created) {
           return Error(errc::corrupt_data, "the stored record of account " + name_of(id) +
                                                " does not authenticate (tampered, truncated or copied); "
