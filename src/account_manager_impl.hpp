@@ -206,9 +206,10 @@ class ClosedRecord {
 // spelling in the clear header are decrypted on first read: until then the
 // entry keeps the sealed record, and no plaintext secret is in memory.
 //
-// Laid out for reads: the pointer a read follows comes first, and the id is
-// kept only inside the account (which a read touches anyway) or, while
-// closed, as the storage key beside the record. 72 bytes.
+// Small, since every account has one: a read of an open account does not
+// touch it (its cache slot holds the account too), and the id is kept only
+// inside the account or, while closed, as the storage key beside the record.
+// 72 bytes on 64-bit targets.
 struct Entry {
   std::shared_ptr<const Account> account;  // null until opened, or when corrupt
   std::uint64_t version = 0;
@@ -220,7 +221,9 @@ struct Entry {
   ClosedRecord closed;
 
   bool opened() const noexcept { return account != nullptr || corrupt; }
-  bool is(const AccountId& id) const noexcept { return account != nullptr ? account->id == id : is_key_of(closed.key(), id); }
+  bool is(const AccountId& id) const noexcept {
+    return account != nullptr ? account->id == id : is_key_of(closed.key(), id);
+  }
   std::string key() const { return account != nullptr ? account->id.canonical() : std::string(closed.key()); }
 
   bool holds(const Record& record) const { return version == record.version && nonce == NonceTag::of(record.value); }
