@@ -859,9 +859,9 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // When the stored record of `id` (under `key`) was created; nullopt when
-  // it does not authenticate. Served from the cache when it holds this very
-  // record open; otherwise the record is authenticated and only its
-  // creation time, the payload's first field, is read.
+  // it does not authenticate or does not decode under this catalog (as a
+  // read would report it). Served from the cache when it holds this very
+  // record open.
   std::optional<Timestamp> created_of(const AccountId& id, std::string_view key, const Record& record) const {
     {
       std::shared_lock lock(cache_mutex);
@@ -869,13 +869,9 @@ struct AccountManager::Impl : std::enable_shared_from_this<Impl> {
         return entry->account->created;
       }
     }
-    auto plain = vault.open(accounts_collection, key, record.version, record.value);
-    if (!plain) return std::nullopt;
-    PayloadReader r(plain->view());
-    const unsigned char format = r.u8();
-    const std::int64_t created = r.i64();
-    if (!r.ok() || format != payload_format) return std::nullopt;
-    return Timestamp{std::chrono::milliseconds(created)};
+    auto existing = open_record(key, record);
+    if (!existing) return std::nullopt;
+    return existing->created;
   }
 
   const ExchangeInfo* exchange_of(const AccountId& id) const { return catalog->find(id.exchange()); }

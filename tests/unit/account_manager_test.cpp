@@ -368,6 +368,35 @@ TEST_CASE("a record copied over another account's is detected") {
   CHECK(reopened.upsert("BINANCE/b", binance_keys("kb", "sb")).error().code() == errc::corrupt_data);
 }
 
+TEST_CASE("a record that authenticates but does not decode under this manager's catalog is not replaced") {
+  // Written through an exchange alias that the second catalog lacks: the
+  // record authenticates, but its spelling names no exchange there.
+  const auto with_alias = keyfolio::ExchangeCatalog::from_json(R"({
+    "exchanges": [{"id": "gamma", "required": ["apiKey"], "aliases": ["GAMMAX"]}]})").value();
+  const auto without_alias = keyfolio::ExchangeCatalog::from_json(R"({
+    "exchanges": [{"id": "gamma", "required": ["apiKey"]}]})").value();
+  const auto keys = [](std::string_view key) {
+    Credentials c;
+    c.add("apiKey", SecretString(key)).value();
+    return c;
+  };
+  auto memory = keyfolio::make_memory_backend();
+  AccountManager::Options a;
+  a.catalog = &with_alias;
+  AccountManager::open(memory, raw('x'), a).value().upsert("GAMMAX/x", keys("first")).value();
+  const auto stored = memory->get("accounts", "gamma/x").value().value();
+
+  AccountManager::Options b;
+  b.catalog = &without_alias;
+  auto m = AccountManager::open(memory, raw('x'), b).value();
+  CHECK(m.get("gamma/x").error().code() == errc::corrupt_data);
+  // An upsert refuses it as a read reports it, and leaves it as it was.
+  CHECK(m.upsert("gamma/x", keys("second")).error().code() == errc::corrupt_data);
+  const auto after = memory->get("accounts", "gamma/x").value().value();
+  CHECK(after.version == stored.version);
+  CHECK(after.value == stored.value);
+}
+
 TEST_CASE("an old version of a record written back under a newer version is detected") {
   auto memory = keyfolio::make_memory_backend();
   auto m = AccountManager::open(memory, raw('x')).value();
