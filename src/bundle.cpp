@@ -1,10 +1,12 @@
 #include <keyfolio/bundle.hpp>
 
-#include "detail/secure_arena.hpp"
+#include "crypto/aead.hpp"
+#include "crypto/encoding.hpp"
+#include "crypto/kdf.hpp"
+#include "crypto/random.hpp"
+#include "memory/secure_arena.hpp"
 
 #include <boost/json.hpp>
-
-#include <sodium.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -19,12 +21,14 @@ constexpr std::int64_t format_version = 1;
 constexpr std::string_view format_member = "keyfolio_bundle";
 constexpr std::string_view ad_label = "keyfolio bundle v1";
 constexpr std::string_view kdf_name = "argon2id13";
-constexpr std::size_t salt_size = crypto_pwhash_argon2id_SALTBYTES;
+constexpr std::size_t salt_size = detail::crypto::argon2id_salt_size;
 constexpr std::size_t id_size = 16;
-constexpr std::size_t nonce_size = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
-constexpr std::size_t tag_size = crypto_aead_xchacha20poly1305_ietf_ABYTES;
+constexpr std::size_t nonce_size = detail::crypto::aead_nonce_size;
+constexpr std::size_t tag_size = detail::crypto::aead_tag_size;
 
-const unsigned char* bytes(std::string_view s) noexcept { return reinterpret_cast<const unsigned char*>(s.data()); }
+using detail::crypto::AssociatedData;
+using detail::crypto::from_base64;
+using detail::crypto::to_base64;
 
 std::string_view key_name(KeySource::Kind kind) noexcept {
   switch (kind) {
@@ -35,24 +39,13 @@ std::string_view key_name(KeySource::Kind kind) noexcept {
   return "passphrase";
 }
 
-void append_u64(std::string& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
 // What every part's associated data starts with: the whole header,
 // including the bundle's random id, so that no part opens in another bundle
 // even under the same raw key.
-std::string header_ad(std::string_view id, std::string_view key_kind, const KdfCost& cost, std::string_view salt,
-                      std::size_t count) {
-  std::string ad(ad_label);
-  ad.push_back('\0');
-  ad += id;
-  ad += key_kind;
-  ad.push_back('\0');
-  append_u64(ad, cost.ops);
-  append_u64(ad, cost.memory_bytes);
-  ad += salt;
-  append_u64(ad, count);
+AssociatedData header_ad(std::string_view id, std::string_view key_kind, const KdfCost& cost, std::string_view salt,
+                         std::size_t count) {
+  AssociatedData ad(ad_label);
+  ad.byte('\0').bytes(id).bytes(key_kind).byte('\0').u64(cost.ops).u64(cost.memory_bytes).bytes(salt).u64(count);
   return ad;
 }
 
@@ -64,30 +57,10 @@ bool acceptable(const KdfCost& cost) {
          cost.memory_bytes <= most.memory_bytes;
 }
 
-std::string part_ad(const std::string& header, std::size_t index) {
-  std::string ad = header;
-  append_u64(ad, index);
+AssociatedData part_ad(const AssociatedData& header, std::size_t index) {
+  AssociatedData ad = header;
+  ad.u64(index);
   return ad;
-}
-
-std::string to_base64(std::string_view data) {
-  std::string out(sodium_base64_encoded_len(data.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
-  sodium_bin2base64(out.data(), out.size(), bytes(data), data.size(), sodium_base64_VARIANT_ORIGINAL);
-  out.pop_back();  // the terminating NUL
-  return out;
-}
-
-std::optional<std::string> from_base64(std::string_view text) {
-  std::string out(text.size() / 4 * 3 + 3, '\0');
-  std::size_t size = 0;
-  const char* end = nullptr;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(), text.size(), nullptr,
-                        &size, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-      end != text.data() + text.size()) {
-    return std::nullopt;
-  }
-  out.resize(size);
-  return out;
 }
 
 Error damaged(std::string_view what) {
@@ -115,8 +88,7 @@ Result<std::string> seal_bundle(std::span<const SecretString> parts, const KeySo
   std::string salt;
   KdfCost cost{};
   if (passphrase) {
-    salt.assign(salt_size, '\0');
-    randombytes_buf(salt.data(), salt.size());
+    salt = detail::crypto::random_bytes(salt_size);
     cost = key.cost();
     if (!acceptable(cost)) {
       return Error(errc::invalid_argument, "a bundle's Argon2id cost must lie between the minimum and the sensitive "
@@ -126,9 +98,8 @@ Result<std::string> seal_bundle(std::span<const SecretString> parts, const KeySo
   }
   auto derived = key.derive(salt, cost);
   if (!derived) return derived.error();
-  std::string id(id_size, '\0');
-  randombytes_buf(id.data(), id.size());
-  const std::string header = header_ad(id, kind, cost, salt, parts.size());
+  const std::string id = detail::crypto::random_bytes(id_size);
+  const AssociatedData header = header_ad(id, kind, cost, salt, parts.size());
 
   json::object out;
   out[format_member] = format_version;
@@ -143,15 +114,10 @@ Result<std::string> seal_bundle(std::span<const SecretString> parts, const KeySo
   json::array sealed;
   sealed.reserve(parts.size());
   for (std::size_t i = 0; i < parts.size(); ++i) {
-    std::string nonce(nonce_size, '\0');
-    randombytes_buf(nonce.data(), nonce.size());
-    const std::string ad = part_ad(header, i);
+    const std::string nonce = detail::crypto::random_bytes(nonce_size);
     const std::string_view plain = parts[i].reveal();
     std::string cipher(plain.size() + tag_size, '\0');
-    unsigned long long written = 0;
-    crypto_aead_xchacha20poly1305_ietf_encrypt(reinterpret_cast<unsigned char*>(cipher.data()), &written,
-                                               bytes(plain), plain.size(), bytes(ad), ad.size(), nullptr,
-                                               bytes(nonce), bytes(derived->reveal()));
+    detail::crypto::aead_encrypt(*derived, nonce, plain, part_ad(header, i).view(), cipher.data());
     sealed.push_back(json::object{{"nonce", to_base64(nonce)}, {"ciphertext", to_base64(cipher)}});
   }
   out["parts"] = std::move(sealed);
@@ -209,7 +175,7 @@ Result<std::vector<SecretString>> open_bundle(std::string_view text, const KeySo
 
   auto derived = key.derive(salt, cost);
   if (!derived) return derived.error();
-  const std::string header = header_ad(*id, expected, cost, salt, parts->size());
+  const AssociatedData header = header_ad(*id, expected, cost, salt, parts->size());
   std::vector<SecretString> out;
   out.reserve(parts->size());
   for (std::size_t i = 0; i < parts->size(); ++i) {
@@ -224,17 +190,12 @@ Result<std::vector<SecretString>> open_bundle(std::string_view text, const KeySo
         cipher->size() - tag_size > SecretString::max_size) {
       return damaged(where + " has a malformed nonce or ciphertext");
     }
-    const std::string ad = part_ad(header, i);
-    detail::SecureBuffer plain(std::max<std::size_t>(cipher->size() - tag_size, 1));
-    unsigned long long size = 0;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain.bytes(), &size, nullptr, bytes(*cipher), cipher->size(),
-                                                   bytes(ad), ad.size(), bytes(*nonce),
-                                                   bytes(derived->reveal())) != 0) {
+    auto plain = detail::crypto::aead_decrypt(*derived, *nonce, *cipher, part_ad(header, i).view());
+    if (!plain) {
       return Error(errc::wrong_key, "the bundle does not open with this " + std::string(expected) + " (" + where +
                                         " fails to authenticate: a wrong key, or the file was altered)");
     }
-    plain.shrink(static_cast<std::size_t>(size));
-    out.emplace_back(plain.view());
+    out.emplace_back(plain->view());
   }
   return out;
 }

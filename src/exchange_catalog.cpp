@@ -1,7 +1,5 @@
 #include <keyfolio/exchange_catalog.hpp>
 
-#include <keyfolio/account_id.hpp>
-
 #include "detail/text.hpp"
 
 #include <boost/json.hpp>
@@ -38,7 +36,7 @@ std::string id_problem(std::string_view id) {
     if (!detail::is_visible_ascii(id[i])) {
       return "has a space, control or non-ASCII character at position " + std::to_string(i);
     }
-    if (AccountId::separators.find(id[i]) != std::string_view::npos) {
+    if (ExchangeCatalog::id_separators.find(id[i]) != std::string_view::npos) {
       return std::string("contains the account-id separator '") + id[i] + "' at position " +
              std::to_string(i);
     }

@@ -1,9 +1,9 @@
 #include <keyfolio/key_source.hpp>
 
-#include "detail/secure_arena.hpp"
+#include "crypto/encoding.hpp"
+#include "crypto/kdf.hpp"
+#include "memory/secure_arena.hpp"
 #include "detail/text.hpp"
-
-#include <sodium.h>
 
 #include <cerrno>
 #include <cstring>
@@ -50,31 +50,18 @@ Result<SecretString> read_key_file(const std::filesystem::path& path) {
   std::size_t digits = total;
   if (digits > 0 && buffer.data()[digits - 1] == '\n') --digits;
   if (digits > 0 && buffer.data()[digits - 1] == '\r') --digits;
-  if (digits == 2 * KeySource::key_size) {
-    detail::SecureBuffer key(KeySource::key_size);
-    std::size_t decoded = 0;
-    if (sodium_hex2bin(key.bytes(), key.size(), buffer.data(), digits, nullptr, &decoded, nullptr) == 0 &&
-        decoded == KeySource::key_size) {
-      return SecretString(key.view());
-    }
+  if (auto key = detail::crypto::secret_from_hex(std::string_view(buffer.data(), digits), KeySource::key_size)) {
+    return SecretString(key->view());
   }
   return bad_key("key file " + name + " must hold 32 raw bytes or 64 hex digits");
 }
 
 }  // namespace
 
-KdfCost KdfCost::interactive() noexcept {
-  return {crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE, crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE};
-}
-KdfCost KdfCost::moderate() noexcept {
-  return {crypto_pwhash_argon2id_OPSLIMIT_MODERATE, crypto_pwhash_argon2id_MEMLIMIT_MODERATE};
-}
-KdfCost KdfCost::sensitive() noexcept {
-  return {crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE, crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE};
-}
-KdfCost KdfCost::minimum_for_tests() noexcept {
-  return {crypto_pwhash_argon2id_OPSLIMIT_MIN, crypto_pwhash_argon2id_MEMLIMIT_MIN};
-}
+KdfCost KdfCost::interactive() noexcept { return detail::crypto::argon2id_interactive(); }
+KdfCost KdfCost::moderate() noexcept { return detail::crypto::argon2id_moderate(); }
+KdfCost KdfCost::sensitive() noexcept { return detail::crypto::argon2id_sensitive(); }
+KdfCost KdfCost::minimum_for_tests() noexcept { return detail::crypto::argon2id_minimum(); }
 
 KeySource KeySource::passphrase(SecretString passphrase, KdfCost cost) {
   return KeySource(Kind::passphrase, std::move(passphrase), cost, {});
@@ -107,21 +94,18 @@ Result<SecretString> KeySource::derive(std::string_view salt, const KdfCost& cos
       break;
   }
   if (material_.empty()) return bad_key("the passphrase is empty");
-  if (salt.size() != crypto_pwhash_argon2id_SALTBYTES) return bad_key("the passphrase salt has the wrong size");
-  if (cost.ops < crypto_pwhash_argon2id_OPSLIMIT_MIN || cost.ops > crypto_pwhash_argon2id_OPSLIMIT_MAX ||
-      cost.memory_bytes < crypto_pwhash_argon2id_MEMLIMIT_MIN ||
-      cost.memory_bytes > crypto_pwhash_argon2id_MEMLIMIT_MAX) {
+  if (salt.size() != detail::crypto::argon2id_salt_size) return bad_key("the passphrase salt has the wrong size");
+  if (!detail::crypto::argon2id_accepts(cost)) {
     return bad_key("Argon2id cost out of range (ops " + std::to_string(cost.ops) + ", memory " +
                    std::to_string(cost.memory_bytes) + " bytes)");
   }
-  detail::SecureBuffer key(key_size);
-  if (crypto_pwhash(key.bytes(), key.size(), material_.reveal().data(), material_.size(),
-                    reinterpret_cast<const unsigned char*>(salt.data()), cost.ops, cost.memory_bytes,
-                    crypto_pwhash_ALG_ARGON2ID13) != 0) {
+  static_assert(key_size == detail::crypto::derived_key_size);
+  auto key = detail::crypto::argon2id(material_, salt, cost);
+  if (!key) {
     return Error(errc::unavailable, "Argon2id could not get " + std::to_string(cost.memory_bytes) +
                                         " bytes of memory to derive the key");
   }
-  return SecretString(key.view());
+  return std::move(*key);
 }
 
 }  // namespace keyfolio

@@ -1,6 +1,6 @@
 #include <keyfolio/secret.hpp>
 
-#include "detail/secure_arena.hpp"
+#include "memory/secure_arena.hpp"
 
 #include <sodium.h>
 

@@ -26,23 +26,6 @@ WriteBatch& WriteBatch::erase_all(std::string_view collection) {
   return *this;
 }
 
-Subscription& Subscription::operator=(Subscription&& other) noexcept {
-  if (this != &other) {
-    reset();
-    cancel_ = std::move(other.cancel_);
-    other.cancel_ = nullptr;
-  }
-  return *this;
-}
-
-void Subscription::reset() noexcept {
-  if (cancel_) {
-    auto cancel = std::move(cancel_);
-    cancel_ = nullptr;
-    cancel();
-  }
-}
-
 StorageBackend::~StorageBackend() = default;
 
 Result<Subscription> StorageBackend::subscribe(ChangeHandler) {

@@ -40,4 +40,12 @@ struct AccountSummary {
   bool corrupt = false;
 };
 
+// A change to an account, as AccountManager::subscribe reports it.
+struct AccountEvent {
+  enum class Kind { created, updated, removed };
+  Kind kind = Kind::created;
+  AccountId id;
+  std::uint64_t version = 0;  // the new version; 0 for removed
+};
+
 }  // namespace keyfolio

@@ -39,7 +39,7 @@ namespace keyfolio {
 
 class KEYFOLIO_EXPORT AccountId {
  public:
-  static constexpr std::string_view separators = "~/.,:;!@#$%^&*-_+=";
+  static constexpr std::string_view separators = ExchangeCatalog::id_separators;
   static constexpr std::size_t max_exchange_length = ExchangeCatalog::max_id_length;
   static constexpr std::size_t max_tag_length = 128;
 

@@ -5,20 +5,16 @@
 // key before it reaches the backend (see key_source.hpp for what unlocks a
 // store). It validates ids and credentials against an ExchangeCatalog.
 //
-// Reads are served from memory. Opening a store reads every record but
-// decrypts none (except records written before they had a clear header): each
+// Reads are served from memory. Opening a store reads every record; an
 // account is decrypted into secure memory on its first `get` (a few
 // microseconds, once; first reads of different accounts run in parallel),
-// and every later `get` is a hash lookup returning a shared, immutable
-// snapshot — no decryption, no system call. Until its first read an
-// account's secrets are in memory only as ciphertext. `list`, and
-// PortfolioConnector's search for an account by its API key, decrypt the
-// accounts they look at and keep them. Changes made through other managers
-// reach this one through the backend's change feed; on a backend without
-// one, call `refresh()`. After a write, the cache holds what was written:
-// taken as sealed when a change feed will report anything later, read back
-// from the backend otherwise (no feed, or the feed updated the cache while
-// the write was under way), so that a later write from elsewhere wins.
+// and until then its secrets are in memory only as ciphertext. Every later
+// `get` returns a shared, immutable snapshot with no decryption and no
+// system call. `list`, and PortfolioConnector's search for an account by its
+// API key, decrypt the accounts they look at. Changes made through other
+// managers reach this one through the backend's change feed
+// (has_change_feed()); on a backend without one, call `refresh()`. Once a
+// write has returned, this manager's reads see it or a later write.
 //
 // Concurrency: safe for concurrent use by many threads. Writes never lose an
 // update made elsewhere: each write is a compare-and-set on the record's
@@ -56,12 +52,9 @@
 
 namespace keyfolio {
 
-struct AccountEvent {
-  enum class Kind { created, updated, removed };
-  Kind kind = Kind::created;
-  AccountId id;
-  std::uint64_t version = 0;  // the new version; 0 for removed
-};
+namespace detail {
+class AccountStore;
+}  // namespace detail
 
 // One account of a batch upsert.
 struct AccountUpdate {
@@ -148,11 +141,15 @@ class KEYFOLIO_EXPORT AccountManager {
   // change feed) or need refresh().
   bool has_change_feed() const noexcept;
 
+  // The store behind this manager, for the classes of keyfolio that build
+  // on a manager (PortfolioConnector writes accounts and portfolios in one
+  // batch through it). An internal type: hosts have no use for it.
+  const std::shared_ptr<detail::AccountStore>& store() const noexcept { return store_; }
+
  private:
-  friend class PortfolioConnector;  // writes accounts and portfolios in one batch
-  struct Impl;
-  explicit AccountManager(std::shared_ptr<Impl> impl);
-  std::shared_ptr<Impl> impl_;
+  AccountManager(std::shared_ptr<detail::AccountStore> store, int max_retries);
+  std::shared_ptr<detail::AccountStore> store_;
+  int max_retries_ = 32;
 };
 
 }  // namespace keyfolio

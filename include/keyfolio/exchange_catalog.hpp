@@ -95,8 +95,12 @@ class KEYFOLIO_EXPORT ExchangeCatalog {
   ExchangeCatalog& operator=(ExchangeCatalog&&) noexcept;
   ~ExchangeCatalog();
 
+  // The characters that end an exchange id in an account id (CoinAPI EMS's
+  // separators; see AccountId): no exchange id or alias contains one.
+  static constexpr std::string_view id_separators = "~/.,:;!@#$%^&*-_+=";
+
   // Registers an exchange. Its id and aliases must be non-empty printable
-  // ASCII without separators (see AccountId) or whitespace, at most
+  // ASCII without id_separators or whitespace, at most
   // max_id_length bytes; field names are canonicalized through the field
   // aliases. Returns `invalid_argument` for a malformed entry or an unknown
   // field, `conflict` when the id or an alias is already taken

@@ -6,6 +6,7 @@
 #include <keyfolio/account_manager.hpp>
 #include <keyfolio/backends/memory.hpp>
 #include <keyfolio/backends/sqlite.hpp>
+#include <keyfolio/batch_check.hpp>
 #include <keyfolio/bundle.hpp>
 #include <keyfolio/credentials.hpp>
 #include <keyfolio/error.hpp>
@@ -15,6 +16,7 @@
 #include <keyfolio/portfolio_connector.hpp>
 #include <keyfolio/secret.hpp>
 #include <keyfolio/storage.hpp>
+#include <keyfolio/subscription.hpp>
 #include <keyfolio/version.hpp>
 #include <keyfolio/wire/coinapi_ems.hpp>
 #include <keyfolio/wire/coinstats.hpp>

@@ -145,7 +145,6 @@ class KEYFOLIO_EXPORT PortfolioConnector {
   AccountManager& accounts() const noexcept { return *accounts_; }
 
  private:
-  struct Access;
   Result<std::pair<Snapshot, std::vector<CoinValue>>> price_latest(std::string_view portfolio_id,
                                                                    PriceSource& prices) const;
   AccountManager* accounts_;

@@ -28,6 +28,7 @@
 
 #include <keyfolio/error.hpp>
 #include <keyfolio/export.hpp>
+#include <keyfolio/subscription.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -97,26 +98,6 @@ struct ChangeEvent {
 };
 
 using ChangeHandler = std::function<void(const ChangeEvent&)>;
-
-// Keeps a change-feed subscription alive; destroying it (or reset()) stops
-// the deliveries and waits for one in progress to finish, so it must not be
-// destroyed from inside its own handler.
-class KEYFOLIO_EXPORT Subscription {
- public:
-  Subscription() = default;
-  explicit Subscription(std::function<void()> cancel) : cancel_(std::move(cancel)) {}
-  Subscription(Subscription&& other) noexcept : cancel_(std::move(other.cancel_)) { other.cancel_ = nullptr; }
-  Subscription& operator=(Subscription&& other) noexcept;
-  Subscription(const Subscription&) = delete;
-  Subscription& operator=(const Subscription&) = delete;
-  ~Subscription() { reset(); }
-
-  void reset() noexcept;
-  bool active() const noexcept { return static_cast<bool>(cancel_); }
-
- private:
-  std::function<void()> cancel_;
-};
 
 class KEYFOLIO_EXPORT StorageBackend {
  public:

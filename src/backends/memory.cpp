@@ -1,7 +1,7 @@
 #include <keyfolio/backends/memory.hpp>
+#include <keyfolio/batch_check.hpp>
 
-#include "detail/subscribers.hpp"
-#include "storage/batch_check.hpp"
+#include "storage/subscribers.hpp"
 
 #include <map>
 #include <mutex>
@@ -43,7 +43,7 @@ class MemoryBackend final : public StorageBackend {
     std::vector<ChangeEvent> events;
     {
       std::unique_lock lock(mutex_);
-      auto versions = detail::check_batch(batch, [&](const std::string& collection, const std::string& key)
+      auto versions = check_batch(batch, [&](const std::string& collection, const std::string& key)
                                                      -> Result<std::optional<std::uint64_t>> {
         auto c = data_.find(collection);
         if (c == data_.end()) return std::optional<std::uint64_t>();

@@ -1,8 +1,8 @@
 #include <keyfolio/backends/sqlite.hpp>
 
-#include "detail/subscribers.hpp"
+#include "storage/subscribers.hpp"
 #include "detail/text.hpp"
-#include "storage/batch_check.hpp"
+#include <keyfolio/batch_check.hpp>
 
 #include <sqlite3.h>
 
@@ -561,7 +561,7 @@ class SqliteBackend final : public StorageBackend {
     // Operations apply in order inside the transaction, so that a later one
     // sees what an earlier one left; any failure rolls the whole batch back.
     for (const auto& op : ops) {
-      if (auto named = detail::check_names(op); !named) return named.error();
+      if (auto named = check_names(op); !named) return named.error();
       const auto expected = static_cast<std::int64_t>(op.expected_version);
       int rc = SQLITE_DONE;
       bool matched = true;
@@ -587,7 +587,7 @@ class SqliteBackend final : public StorageBackend {
             // Erasing what must be absent: a check only, with nothing to log.
             auto current = version_of(op);
             if (!current) return current.error();
-            if (*current) return detail::conflict(op, *current);
+            if (*current) return conflict_error(op, *current);
             continue;
           } else {
             rc = Use(c_.erase_at).blob(1, op.collection).blob(2, op.key).integer(3, expected).step();
@@ -602,7 +602,7 @@ class SqliteBackend final : public StorageBackend {
           auto current = version_of(op);
           if (!current) return current.error();
           matched = op.expected_version == must_not_exist ? !*current : *current == op.expected_version;
-          if (!matched) return detail::conflict(op, *current);
+          if (!matched) return conflict_error(op, *current);
           continue;  // nothing to write or log
         }
       }
@@ -610,7 +610,7 @@ class SqliteBackend final : public StorageBackend {
       if (!matched) {
         auto current = version_of(op);
         if (!current) return current.error();
-        return detail::conflict(op, *current);
+        return conflict_error(op, *current);
       }
       if (!log_each) continue;
       rc = Use(c_.log)

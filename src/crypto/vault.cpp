@@ -1,10 +1,13 @@
 #include "crypto/vault.hpp"
 
+#include "crypto/aead.hpp"
+#include "crypto/encoding.hpp"
+#include "crypto/hash.hpp"
+#include "crypto/kdf.hpp"
+#include "crypto/random.hpp"
+
 #include <boost/json.hpp>
 
-#include <sodium.h>
-
-#include <cstring>
 #include <stdexcept>
 
 namespace keyfolio::detail {
@@ -14,67 +17,33 @@ constexpr std::string_view record_magic = "KF1";
 constexpr std::string_view headed_magic = "KF2";
 constexpr std::string_view keyring_ad_label = "keyfolio keyring v1";
 constexpr std::string_view check_label = "keyfolio key check v1";
-constexpr char kdf_context[crypto_kdf_CONTEXTBYTES] = {'k', 'e', 'y', 'f', 'o', 'l', 'i', 'o'};
+constexpr std::string_view kdf_context = "keyfolio";
 constexpr std::uint64_t record_subkey = 1;
 constexpr std::uint64_t fingerprint_subkey = 2;
 
-const unsigned char* bytes(std::string_view s) noexcept { return reinterpret_cast<const unsigned char*>(s.data()); }
+using crypto::AssociatedData;
+using crypto::from_hex;
+using crypto::random_bytes;
+using crypto::to_hex;
 
-std::string random_bytes(std::size_t n) {
-  std::string out(n, '\0');
-  randombytes_buf(out.data(), n);
-  return out;
-}
+constexpr std::string_view record_label = "keyfolio record v1";
+constexpr std::string_view header_label = "header";
 
-std::string to_hex(std::string_view data) {
-  std::string out(data.size() * 2 + 1, '\0');
-  sodium_bin2hex(out.data(), out.size(), bytes(data), data.size());
-  out.pop_back();
-  return out;
-}
-
-std::optional<std::string> from_hex(std::string_view hex) {
-  std::string out(hex.size() / 2, '\0');
-  std::size_t n = 0;
-  const char* end = nullptr;
-  if (sodium_hex2bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), hex.data(), hex.size(), nullptr, &n,
-                     &end) != 0 ||
-      end != hex.data() + hex.size()) {
-    return std::nullopt;
-  }
-  out.resize(n);
-  return out;
-}
-
-void append_u32(std::string& out, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-void append_u64(std::string& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-// The associated data of a record; `extra` bytes are reserved for what
-// headed_ad() appends, so that building it takes one allocation.
-std::string record_ad(const std::string& store_id, std::string_view collection, std::string_view key,
-                      std::uint64_t version, std::size_t extra = 0) {
-  static constexpr std::string_view label = "keyfolio record v1";
-  std::string ad;
-  ad.reserve(label.size() + store_id.size() + 4 + collection.size() + 4 + key.size() + 8 + extra);
-  ad += label;
-  ad += store_id;
-  append_u32(ad, static_cast<std::uint32_t>(collection.size()));
-  ad += collection;
-  append_u32(ad, static_cast<std::uint32_t>(key.size()));
-  ad += key;
-  append_u64(ad, version);
+// The associated data of a record: its store, collection, key and version,
+// and (for a "KF2" record) its header.
+AssociatedData record_ad(const std::string& store_id, std::string_view collection, std::string_view key,
+                         std::uint64_t version, std::optional<std::string_view> header) {
+  AssociatedData ad(record_label, store_id.size() + 4 + collection.size() + 4 + key.size() + 8 +
+                                      (header ? header_label.size() + 4 + header->size() : 0));
+  ad.bytes(store_id).sized(collection).sized(key).u64(version);
+  if (header) ad.bytes(header_label).sized(*header);
   return ad;
 }
 
-SecretString subkey(const SecretString& data_key, std::uint64_t id) {
-  SecureBuffer out(crypto_kdf_KEYBYTES);
-  crypto_kdf_derive_from_key(out.bytes(), out.size(), id, kdf_context, bytes(data_key.reveal()));
-  return SecretString(out.view());
+AssociatedData keyring_ad(std::string_view store_id) {
+  AssociatedData ad(keyring_ad_label);
+  ad.bytes(store_id);
+  return ad;
 }
 
 // Proof of the key-encryption key that reveals nothing about it.
@@ -82,8 +51,7 @@ std::string key_check(const SecretString& kek, const std::string& store_id) {
   std::string message(check_label);
   message += store_id;
   std::string out(32, '\0');
-  crypto_generichash(reinterpret_cast<unsigned char*>(out.data()), out.size(), bytes(message), message.size(),
-                     bytes(kek.reveal()), kek.size());
+  crypto::keyed_hash(kek, message, out.data(), out.size());
   return out;
 }
 
@@ -102,18 +70,13 @@ Error damaged(const std::string& why) {
 
 }  // namespace
 
-Vault Vault::generate() {
-  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialize");
-  SecureBuffer key(crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
-  crypto_aead_xchacha20poly1305_ietf_keygen(key.bytes());
-  return Vault(random_bytes(store_id_size), SecretString(key.view()));
-}
+Vault Vault::generate() { return Vault(random_bytes(store_id_size), crypto::aead_keygen()); }
 
 Vault::Vault(std::string store_id, SecretString data_key)
     : store_id_(std::move(store_id)),
       data_key_(std::move(data_key)),
-      record_key_(subkey(data_key_, record_subkey)),
-      fingerprint_key_(subkey(data_key_, fingerprint_subkey)) {}
+      record_key_(crypto::derive_subkey(data_key_, record_subkey, kdf_context)),
+      fingerprint_key_(crypto::derive_subkey(data_key_, fingerprint_subkey, kdf_context)) {}
 
 std::string Vault::store_id_hex() const { return to_hex(store_id_); }
 
@@ -121,8 +84,7 @@ namespace {
 
 // Where a record's parts lie.
 struct Layout {
-  std::string_view header;
-  bool headed = false;
+  std::optional<std::string_view> header;  // a "KF2" record's
   std::string_view nonce;
   std::string_view cipher;
 };
@@ -136,28 +98,14 @@ std::optional<Layout> layout_of(std::string_view sealed) {
     at += 1;
     if (sealed.size() < at + length) return std::nullopt;
     l.header = sealed.substr(at, length);
-    l.headed = true;
     at += length;
   } else if (sealed.substr(0, record_magic.size()) != record_magic) {
     return std::nullopt;
   }
-  if (sealed.size() < at + nonce_size + crypto_aead_xchacha20poly1305_ietf_ABYTES) return std::nullopt;
+  if (sealed.size() < at + nonce_size + crypto::aead_tag_size) return std::nullopt;
   l.nonce = sealed.substr(at, nonce_size);
   l.cipher = sealed.substr(at + nonce_size);
   return l;
-}
-
-constexpr std::string_view header_label = "header";
-
-// The room headed_ad() needs beyond record_ad().
-std::size_t header_ad_size(const Layout& l) { return l.headed ? header_label.size() + 4 + l.header.size() : 0; }
-
-std::string headed_ad(std::string ad, const Layout& l) {
-  if (!l.headed) return ad;
-  ad += header_label;
-  append_u32(ad, static_cast<std::uint32_t>(l.header.size()));
-  ad += l.header;
-  return ad;
 }
 
 }  // namespace
@@ -169,23 +117,19 @@ std::string Vault::seal(std::string_view collection, std::string_view key, std::
   const std::string_view magic = headed ? headed_magic : record_magic;
   std::string out;
   out.reserve(magic.size() + (headed ? 1 + header.size() : 0) + nonce_size + plaintext.size() +
-              crypto_aead_xchacha20poly1305_ietf_ABYTES);
+              crypto::aead_tag_size);
   out += magic;
   if (headed) {
     out.push_back(static_cast<char>(header.size()));
     out += header;
   }
   const std::size_t nonce_at = out.size();
-  out.resize(nonce_at + nonce_size + plaintext.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
-  auto* nonce = reinterpret_cast<unsigned char*>(out.data() + nonce_at);
-  randombytes_buf(nonce, nonce_size);
-  Layout l;
-  l.header = header;
-  l.headed = headed;
-  const std::string ad = headed_ad(record_ad(store_id_, collection, key, version, header_ad_size(l)), l);
-  unsigned long long written = 0;
-  crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + nonce_size, &written, bytes(plaintext), plaintext.size(),
-                                             bytes(ad), ad.size(), nullptr, nonce, bytes(record_key_.reveal()));
+  out.resize(nonce_at + nonce_size + plaintext.size() + crypto::aead_tag_size);
+  crypto::fill_random(out.data() + nonce_at, nonce_size);
+  const auto ad = record_ad(store_id_, collection, key, version,
+                            headed ? std::optional<std::string_view>(header) : std::nullopt);
+  crypto::aead_encrypt(record_key_, std::string_view(out.data() + nonce_at, nonce_size), plaintext, ad.view(),
+                       out.data() + nonce_at + nonce_size);
   return out;
 }
 
@@ -193,16 +137,8 @@ std::optional<SecureBuffer> Vault::open(std::string_view collection, std::string
                                         std::string_view sealed) const {
   const auto l = layout_of(sealed);
   if (!l) return std::nullopt;
-  const std::string ad = headed_ad(record_ad(store_id_, collection, key, version, header_ad_size(*l)), *l);
-  SecureBuffer plain(l->cipher.size() - crypto_aead_xchacha20poly1305_ietf_ABYTES + 1);
-  unsigned long long plain_size = 0;
-  if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain.bytes(), &plain_size, nullptr, bytes(l->cipher),
-                                                 l->cipher.size(), bytes(ad), ad.size(), bytes(l->nonce),
-                                                 bytes(record_key_.reveal())) != 0) {
-    return std::nullopt;
-  }
-  plain.shrink(plain_size);
-  return plain;
+  const auto ad = record_ad(store_id_, collection, key, version, l->header);
+  return crypto::aead_decrypt(record_key_, l->nonce, l->cipher, ad.view());
 }
 
 std::string_view Vault::nonce_of(std::string_view sealed) noexcept {
@@ -212,14 +148,13 @@ std::string_view Vault::nonce_of(std::string_view sealed) noexcept {
 
 std::optional<std::string_view> Vault::header_of(std::string_view sealed) noexcept {
   const auto l = layout_of(sealed);
-  if (!l || !l->headed) return std::nullopt;
+  if (!l) return std::nullopt;
   return l->header;
 }
 
 Vault::FingerprintBytes Vault::fingerprint_bytes(std::string_view data) const {
   FingerprintBytes out{};
-  crypto_generichash(reinterpret_cast<unsigned char*>(out.data()), out.size(), bytes(data), data.size(),
-                     bytes(fingerprint_key_.reveal()), fingerprint_key_.size());
+  crypto::keyed_hash(fingerprint_key_, data, out.data(), out.size());
   return out;
 }
 
@@ -236,7 +171,7 @@ Result<std::string> Vault::keyring_record(const KeySource& source) const {
   kek["kind"] = kind_name(source.kind());
   std::string salt;
   if (source.kind() == KeySource::Kind::passphrase) {
-    salt = random_bytes(crypto_pwhash_argon2id_SALTBYTES);
+    salt = random_bytes(crypto::argon2id_salt_size);
     kek["kdf"] = "argon2id13";
     kek["salt"] = to_hex(salt);
     kek["ops"] = source.cost().ops;
@@ -247,18 +182,53 @@ Result<std::string> Vault::keyring_record(const KeySource& source) const {
   kek["check"] = to_hex(key_check(*key, store_id_));
   record["kek"] = std::move(kek);
 
-  std::string ad(keyring_ad_label);
-  ad += store_id_;
-  std::string wrapped(nonce_size + data_key_.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES, '\0');
-  auto* nonce = reinterpret_cast<unsigned char*>(wrapped.data());
-  randombytes_buf(nonce, nonce_size);
-  unsigned long long written = 0;
-  crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + nonce_size, &written, bytes(data_key_.reveal()),
-                                             data_key_.size(), bytes(ad), ad.size(), nullptr, nonce,
-                                             bytes(key->reveal()));
+  std::string wrapped(nonce_size + data_key_.size() + crypto::aead_tag_size, '\0');
+  crypto::fill_random(wrapped.data(), nonce_size);
+  crypto::aead_encrypt(*key, std::string_view(wrapped.data(), nonce_size), data_key_.reveal(),
+                       keyring_ad(store_id_).view(), wrapped.data() + nonce_size);
   record["wrapped_key"] = to_hex(wrapped);
   return boost::json::serialize(record);
 }
+
+namespace {
+
+std::optional<std::string> string_at(const boost::json::object& o, std::string_view name) {
+  const auto* v = o.if_contains(name);
+  if (v == nullptr || !v->is_string()) return std::nullopt;
+  return std::string(v->get_string());
+}
+
+std::string kind_description(std::string_view kind) {
+  if (kind == "raw_key") return "raw key";
+  if (kind == "key_file") return "key file";
+  if (kind == "passphrase") return "passphrase";
+  return "different key";
+}
+
+struct PassphraseParameters {
+  std::string salt;
+  KdfCost cost;
+};
+
+// The salt and cost of a passphrase keyring's `kek` object.
+Result<PassphraseParameters> passphrase_parameters(const boost::json::object& kek) {
+  const auto salt_hex = string_at(kek, "salt");
+  const auto decoded = salt_hex ? from_hex(*salt_hex) : std::nullopt;
+  const auto* ops = kek.if_contains("ops");
+  const auto* memory = kek.if_contains("memory");
+  if (!decoded || ops == nullptr || memory == nullptr || !ops->is_number() || !memory->is_number()) {
+    return damaged("bad passphrase parameters");
+  }
+  PassphraseParameters out{*decoded, {}};
+  boost::system::error_code ec;
+  out.cost.ops = ops->to_number<std::uint64_t>(ec);
+  if (ec) return damaged("bad passphrase cost");
+  out.cost.memory_bytes = memory->to_number<std::size_t>(ec);
+  if (ec) return damaged("bad passphrase cost");
+  return out;
+}
+
+}  // namespace
 
 Result<Vault> Vault::open_keyring(std::string_view text, const KeySource& source) {
   boost::system::error_code ec;
@@ -266,11 +236,6 @@ Result<Vault> Vault::open_keyring(std::string_view text, const KeySource& source
   if (ec) return damaged("not JSON (" + ec.message() + ")");
   const auto* record = document.if_object();
   if (record == nullptr) return damaged("not a JSON object");
-  const auto string_at = [](const boost::json::object& o, std::string_view name) -> std::optional<std::string> {
-    const auto* v = o.if_contains(name);
-    if (v == nullptr || !v->is_string()) return std::nullopt;
-    return std::string(v->get_string());
-  };
   const auto* format = record->if_contains("format");
   if (format == nullptr || !format->is_int64() || format->get_int64() != 1) {
     return Error(errc::not_supported, "the store's keyring has a format this version of keyfolio cannot read");
@@ -284,57 +249,34 @@ Result<Vault> Vault::open_keyring(std::string_view text, const KeySource& source
   const auto kind = string_at(kek, "kind");
   if (!kind) return damaged("missing kek.kind");
   if (*kind != kind_name(source.kind())) {
-    return Error(errc::wrong_key, "this store is protected by a " +
-                                      std::string(*kind == "raw_key"    ? "raw key"
-                                                  : *kind == "key_file" ? "key file"
-                                                                        : *kind == "passphrase" ? "passphrase"
-                                                                                                : "different key") +
-                                      ", not by a " + source.describe());
+    return Error(errc::wrong_key,
+                 "this store is protected by a " + kind_description(*kind) + ", not by a " + source.describe());
   }
-  std::string salt;
-  KdfCost cost;
+  PassphraseParameters parameters;
   if (source.kind() == KeySource::Kind::passphrase) {
-    const auto salt_hex = string_at(kek, "salt");
-    const auto decoded = salt_hex ? from_hex(*salt_hex) : std::nullopt;
-    const auto* ops = kek.if_contains("ops");
-    const auto* memory = kek.if_contains("memory");
-    if (!decoded || ops == nullptr || memory == nullptr || !ops->is_number() || !memory->is_number()) {
-      return damaged("bad passphrase parameters");
-    }
-    salt = *decoded;
-    boost::system::error_code number_ec;
-    cost.ops = ops->to_number<std::uint64_t>(number_ec);
-    if (number_ec) return damaged("bad passphrase cost");
-    cost.memory_bytes = memory->to_number<std::size_t>(number_ec);
-    if (number_ec) return damaged("bad passphrase cost");
+    auto read = passphrase_parameters(kek);
+    if (!read) return read.error();
+    parameters = std::move(*read);
   }
-  auto key = source.derive(salt, cost);
+  auto key = source.derive(parameters.salt, parameters.cost);
   if (!key) return key.error();
 
   const auto check_hex = string_at(kek, "check");
   const auto check = check_hex ? from_hex(*check_hex) : std::nullopt;
   if (!check || check->size() != 32) return damaged("bad key check");
-  const std::string expected = key_check(*key, *store_id);
-  if (sodium_memcmp(check->data(), expected.data(), expected.size()) != 0) {
+  if (!crypto::constant_time_equal(*check, key_check(*key, *store_id))) {
     return Error(errc::wrong_key, "the " + source.describe() + " does not open this store");
   }
 
   const auto wrapped_hex = string_at(*record, "wrapped_key");
   const auto wrapped = wrapped_hex ? from_hex(*wrapped_hex) : std::nullopt;
-  constexpr std::size_t wrapped_size =
-      nonce_size + crypto_aead_xchacha20poly1305_ietf_KEYBYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES;
+  constexpr std::size_t wrapped_size = nonce_size + crypto::aead_key_size + crypto::aead_tag_size;
   if (!wrapped || wrapped->size() != wrapped_size) return damaged("bad wrapped key");
-  std::string ad(keyring_ad_label);
-  ad += *store_id;
-  SecureBuffer data_key(crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
-  unsigned long long n = 0;
-  const auto* nonce = bytes(*wrapped);
-  if (crypto_aead_xchacha20poly1305_ietf_decrypt(data_key.bytes(), &n, nullptr, nonce + nonce_size,
-                                                 wrapped->size() - nonce_size, bytes(ad), ad.size(), nonce,
-                                                 bytes(key->reveal())) != 0) {
-    return damaged("the wrapped data key does not authenticate");
-  }
-  return Vault(*store_id, SecretString(data_key.view()));
+  const std::string_view w(*wrapped);
+  auto data_key = crypto::aead_decrypt(*key, w.substr(0, nonce_size), w.substr(nonce_size),
+                                       keyring_ad(*store_id).view());
+  if (!data_key) return damaged("the wrapped data key does not authenticate");
+  return Vault(*store_id, SecretString(data_key->view()));
 }
 
 }  // namespace keyfolio::detail

@@ -15,7 +15,7 @@
 #include <keyfolio/key_source.hpp>
 #include <keyfolio/secret.hpp>
 
-#include "detail/secure_arena.hpp"
+#include "memory/secure_arena.hpp"
 
 #include <array>
 #include <cstdint>

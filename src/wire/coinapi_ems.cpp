@@ -1,11 +1,10 @@
 #include <keyfolio/wire/coinapi_ems.hpp>
 
-#include "detail/secure_arena.hpp"
+#include "memory/secure_arena.hpp"
 #include "detail/text.hpp"
 #include "wire/json_input.hpp"
 
 #include <boost/json.hpp>
-#include <sodium.h>
 
 #include <algorithm>
 #include <array>
@@ -252,7 +251,7 @@ Result<SecretString> revealed_accounts_body(const AccountManager& manager, std::
   std::array<char, 4096> scratch{};
   std::size_t size = 0;
   while (!counter.done()) size += counter.read(scratch.data(), scratch.size()).size();
-  sodium_memzero(scratch.data(), scratch.size());
+  detail::secure_wipe(scratch.data(), scratch.size());
   if (size > SecretString::max_size) {
     return Error(errc::invalid_argument, "the revealed listing would be " + std::to_string(size) +
                                              " bytes, more than a SecretString holds (" +

@@ -1,10 +1,11 @@
 #include "wire/json_input.hpp"
 
+#include "memory/secure_arena.hpp"
+
 #include "detail/text.hpp"
 
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parser.hpp>
-#include <sodium.h>
 
 #include <algorithm>
 #include <new>
@@ -19,7 +20,7 @@ class WipingResource final : public boost::json::memory_resource {
     return ::operator new(bytes, std::align_val_t(align));
   }
   void do_deallocate(void* p, std::size_t bytes, std::size_t align) override {
-    sodium_memzero(p, bytes);
+    detail::secure_wipe(p, bytes);
     ::operator delete(p, bytes, std::align_val_t(align));
   }
   bool do_is_equal(const memory_resource& other) const noexcept override { return this == &other; }

@@ -8,7 +8,7 @@
 #include "keys.hpp"
 #include "stored.hpp"
 
-#include "detail/subscribers.hpp"
+#include "storage/subscribers.hpp"
 
 #include <atomic>
 #include <condition_variable>

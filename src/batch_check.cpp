@@ -1,8 +1,12 @@
-#include "storage/batch_check.hpp"
+#include <keyfolio/batch_check.hpp>
 
 #include "detail/text.hpp"
 
-namespace keyfolio::detail {
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+namespace keyfolio {
 namespace {
 
 std::string describe_version(std::optional<std::uint64_t> v) {
@@ -24,14 +28,14 @@ struct SlotHash {
 Result<void> check_names(const WriteBatch::Operation& op) {
   if (op.collection.empty()) return Error(errc::invalid_argument, "write batch: empty collection name");
   if (op.kind != WriteBatch::Kind::erase_all && op.key.empty()) {
-    return Error(errc::invalid_argument, "write batch: empty key in collection " + quote(op.collection));
+    return Error(errc::invalid_argument, "write batch: empty key in collection " + detail::quote(op.collection));
   }
   return {};
 }
 
-Error conflict(const WriteBatch::Operation& op, std::optional<std::uint64_t> found) {
+Error conflict_error(const WriteBatch::Operation& op, std::optional<std::uint64_t> found) {
   const bool expected_absent = op.expected_version == must_not_exist;
-  return Error(errc::conflict, "write to " + quote(op.collection) + "/" + quote(op.key) + " expected " +
+  return Error(errc::conflict, "write to " + detail::quote(op.collection) + "/" + detail::quote(op.key) + " expected " +
                                    (expected_absent ? std::string("it absent")
                                                     : "version " + std::to_string(op.expected_version)) +
                                    ", found " + describe_version(found));
@@ -63,7 +67,7 @@ Result<std::vector<std::uint64_t>> check_batch(const WriteBatch& batch, const Ve
     }
     const bool expected_absent = op.expected_version == must_not_exist;
     const bool matches = expected_absent ? !current : (current && *current == op.expected_version);
-    if (!matches) return conflict(op, current);
+    if (!matches) return conflict_error(op, current);
     if (op.kind == WriteBatch::Kind::put) {
       overlay[slot] = op.expected_version + 1;
       versions.push_back(op.expected_version + 1);
@@ -77,4 +81,4 @@ Result<std::vector<std::uint64_t>> check_batch(const WriteBatch& batch, const Ve
   return versions;
 }
 
-}  // namespace keyfolio::detail
+}  // namespace keyfolio

@@ -7,7 +7,7 @@
 // not turn into a failure.
 #pragma once
 
-#include <keyfolio/storage.hpp>
+#include <keyfolio/subscription.hpp>
 
 #include <algorithm>
 #include <functional>

@@ -1,4 +1,4 @@
-#include "detail/secure_arena.hpp"
+#include "memory/secure_arena.hpp"
 
 #include <sodium.h>
 
@@ -174,6 +174,8 @@ void SecureArena::deallocate(char* p, std::size_t size) noexcept {
   chunk->free_list = p;
   if (was_full) partial.push_back(chunk);
 }
+
+void secure_wipe(void* p, std::size_t size) noexcept { sodium_memzero(p, size); }
 
 SecureMemoryStats SecureArena::stats() const noexcept {
   std::lock_guard lock(state_->mutex);

@@ -40,6 +40,10 @@ class SecureArena {
   State* state_;
 };
 
+// Zeroes `size` bytes at `p` in a way the compiler cannot elide: for plaintext
+// that had to pass through ordinary memory (a stack buffer, a parser's pages).
+void secure_wipe(void* p, std::size_t size) noexcept;
+
 // A writable buffer of secure memory for plaintext on its way into or out of
 // encryption; zeroed and released on destruction.
 class SecureBuffer {

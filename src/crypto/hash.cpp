@@ -1,0 +1,18 @@
+#include "crypto/hash.hpp"
+
+#include <sodium.h>
+
+namespace keyfolio::detail::crypto {
+
+void keyed_hash(const SecretString& key, std::string_view message, char* out, std::size_t size) noexcept {
+  const std::string_view k = key.reveal();
+  crypto_generichash(reinterpret_cast<unsigned char*>(out), size,
+                     reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+                     reinterpret_cast<const unsigned char*>(k.data()), k.size());
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
+  return a.size() == b.size() && sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace keyfolio::detail::crypto

@@ -1,0 +1,100 @@
+#include "storage/sealed_store.hpp"
+
+namespace keyfolio::detail {
+namespace {
+
+constexpr std::string_view keyring_key = "keyring";
+
+}  // namespace
+
+NonceTag NonceTag::of(std::string_view sealed) {
+  const std::string_view nonce = Vault::nonce_of(sealed);
+  return nonce.size() >= size ? NonceTag(nonce.substr(0, size)) : NonceTag();
+}
+
+Result<SealedStore> SealedStore::open(std::shared_ptr<StorageBackend> backend, const KeySource& key) {
+  // Twice at most: a conflict on creating means another process created the
+  // store first, and the second round opens theirs.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto stored = backend->get(collections::meta, keyring_key);
+    if (!stored) return stored.error();
+    if (*stored) {
+      auto opened = Vault::open_keyring((*stored)->value, key);
+      if (!opened) return opened.error();
+      return SealedStore(std::move(backend), std::move(*opened));
+    }
+    auto fresh = Vault::generate();
+    auto record = fresh.keyring_record(key);
+    if (!record) return record.error();
+    WriteBatch batch;
+    batch.put(collections::meta, keyring_key, std::move(*record), must_not_exist);
+    SealedStore created(backend, std::move(fresh));
+    auto written = created.write(batch);
+    if (written) return created;
+    if (written.error().code() != errc::conflict) return written.error();
+  }
+  return Error(errc::conflict, "the store was being created concurrently; try again");
+}
+
+SealedStore::SealedStore(std::shared_ptr<StorageBackend> backend, Vault vault)
+    : backend_(std::move(backend)), vault_(std::move(vault)) {}
+
+NonceTag SealedStore::Batch::put(std::string_view collection, std::string_view key, std::uint64_t expected_version,
+                                 std::string_view plaintext, std::string_view header) {
+  std::string sealed = vault_->seal(collection, key, expected_version + 1, plaintext, header);
+  NonceTag tag = NonceTag::of(sealed);
+  write_.put(collection, key, std::move(sealed), expected_version);
+  return tag;
+}
+
+void SealedStore::Batch::erase(std::string_view collection, std::string_view key, std::uint64_t expected_version) {
+  write_.erase(collection, key, expected_version);
+}
+
+void SealedStore::Batch::expect(std::string_view collection, std::string_view key, std::uint64_t expected_version) {
+  write_.expect(collection, key, expected_version);
+}
+
+void SealedStore::Batch::erase_all(std::string_view collection) { write_.erase_all(collection); }
+
+Result<void> SealedStore::commit(const Batch& batch) { return write(batch.sealed()); }
+
+Result<void> SealedStore::write(const WriteBatch& batch) { return backend_->write(batch); }
+
+Result<std::optional<Record>> SealedStore::get(std::string_view collection, std::string_view key) const {
+  return backend_->get(collection, key);
+}
+
+Result<std::vector<Record>> SealedStore::scan(std::string_view collection, std::string_view prefix) const {
+  return backend_->scan(collection, prefix);
+}
+
+std::optional<SecureBuffer> SealedStore::open(std::string_view collection, std::string_view key,
+                                              std::uint64_t version, std::string_view sealed) const {
+  return vault_.open(collection, key, version, sealed);
+}
+
+std::optional<std::string_view> SealedStore::header_of(std::string_view sealed) noexcept {
+  return Vault::header_of(sealed);
+}
+
+Result<Subscription> SealedStore::subscribe(ChangeHandler handler) const {
+  return backend_->subscribe(std::move(handler));
+}
+
+Result<void> SealedStore::change_key(const KeySource& new_key) {
+  auto current = backend_->get(collections::meta, keyring_key);
+  if (!current) return current.error();
+  if (!*current) return Error(errc::corrupt_data, "the store's keyring record is missing");
+  auto record = vault_.keyring_record(new_key);
+  if (!record) return record.error();
+  WriteBatch batch;
+  batch.put(collections::meta, keyring_key, std::move(*record), (*current)->version);
+  auto written = write(batch);
+  if (!written && written.error().code() == errc::conflict) {
+    return Error(errc::conflict, "the store's key was changed concurrently; nothing was changed");
+  }
+  return written;
+}
+
+}  // namespace keyfolio::detail
