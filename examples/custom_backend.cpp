@@ -70,36 +70,30 @@ class FileBackend final : public keyfolio::StorageBackend {
     if (!lock.ok()) return io_error("locking");
     auto table = read();
     if (!table) return table.error();
-    // Apply to a copy, checking each expectation against the state the
-    // earlier operations of the batch produced.
+    // keyfolio's own check of every expectation, against the versions
+    // stored before the batch (and those its earlier operations produce).
+    auto checked = keyfolio::check_batch(batch, [&](const std::string& collection, const std::string& key)
+                                                    -> keyfolio::Result<std::optional<std::uint64_t>> {
+      auto it = table->find(Key(collection, key));
+      if (it == table->end()) return std::optional<std::uint64_t>();
+      return std::optional<std::uint64_t>(it->second.version);
+    });
+    if (!checked) return checked.error();
+    // Then apply to a copy, which replaces the file.
     Table next = *table;
     for (const auto& op : batch.operations()) {
-      if (op.collection.empty() || (op.kind != keyfolio::WriteBatch::Kind::erase_all && op.key.empty())) {
-        return keyfolio::Error(keyfolio::errc::invalid_argument, "empty collection name or key");
-      }
-      if (op.kind == keyfolio::WriteBatch::Kind::erase_all) {
-        std::erase_if(next, [&](const auto& e) { return e.first.first == op.collection; });
-        continue;
-      }
-      auto it = next.find(Key(op.collection, op.key));
-      const bool matches = op.expected_version == keyfolio::must_not_exist
-                               ? it == next.end()
-                               : it != next.end() && it->second.version == op.expected_version;
-      if (!matches) {
-        return keyfolio::Error(keyfolio::errc::conflict,
-                               "write to " + op.collection + "/" + op.key + " expected " +
-                                   (op.expected_version == keyfolio::must_not_exist
-                                        ? std::string("it absent")
-                                        : "version " + std::to_string(op.expected_version)) +
-                                   ", found " +
-                                   (it == next.end() ? std::string("absent")
-                                                     : "version " + std::to_string(it->second.version)));
-      }
-      if (op.kind == keyfolio::WriteBatch::Kind::expect) continue;
-      if (op.kind == keyfolio::WriteBatch::Kind::put) {
-        next[Key(op.collection, op.key)] = Entry{op.expected_version + 1, op.value};
-      } else if (it != next.end()) {  // erasing a key expected absent only checks that it is
-        next.erase(it);
+      switch (op.kind) {
+        case keyfolio::WriteBatch::Kind::put:
+          next[Key(op.collection, op.key)] = Entry{op.expected_version + 1, op.value};
+          break;
+        case keyfolio::WriteBatch::Kind::erase:
+          next.erase(Key(op.collection, op.key));  // absent when it was expected absent
+          break;
+        case keyfolio::WriteBatch::Kind::erase_all:
+          std::erase_if(next, [&](const auto& e) { return e.first.first == op.collection; });
+          break;
+        case keyfolio::WriteBatch::Kind::expect:
+          break;
       }
     }
     return replace(next);
