@@ -1,0 +1,50 @@
+// The keyfolio tool's command line: the global options, and the flags and
+// valued options each command takes out of its arguments as it recognises
+// them, so that what remains is its operands (and any option it does not
+// know, which reject_options refuses).
+#pragma once
+
+#include <keyfolio/keyfolio.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace keyfolio::cli {
+
+// A mistake in the command line; main() prints it with a pointer to --help
+// and exits with 2.
+struct Usage {
+  std::string message;
+};
+
+// The global options, and the command with the arguments after it.
+struct Options {
+  std::optional<std::string> store;
+  std::optional<int> passphrase_fd;
+  std::string command;
+  std::vector<std::string> args;  // after the command
+};
+
+// The store's file: --store PATH, else $KEYFOLIO_STORE, else
+// $XDG_DATA_HOME/keyfolio/keyfolio.db (or under ~/.local/share).
+std::filesystem::path store_path(const Options& o);
+
+// Removes `name` from `args`; whether it was there.
+bool flag(std::vector<std::string>& args, const std::string& name);
+
+// Removes `name VALUE` from `args` and returns VALUE.
+std::optional<std::string> take_value(std::vector<std::string>& args, const std::string& name);
+
+// Removes `name N` from `args` and returns the file descriptor N.
+std::optional<int> take_fd(std::vector<std::string>& args, const std::string& name);
+
+// Splits `--field KEY` / `--field KEY=VALUE` out of `args` and refuses
+// inline values of secret fields before anything is asked for.
+std::vector<std::string> take_fields(std::vector<std::string>& args, const keyfolio::ExchangeCatalog& catalog);
+
+// Throws Usage for the first argument that looks like an option.
+void reject_options(const std::vector<std::string>& args);
+
+}  // namespace keyfolio::cli

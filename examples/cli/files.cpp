@@ -1,0 +1,136 @@
+#include "files.hpp"
+
+#include "cli.hpp"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <unistd.h>
+
+namespace keyfolio::cli {
+
+namespace fs = std::filesystem;
+
+keyfolio::Error io_error(const std::string& what, const std::string& path) {
+  return keyfolio::Error(keyfolio::errc::storage_error, "could not " + what + " " + path + ": " + std::strerror(errno));
+}
+
+keyfolio::Error already_exists(const std::string& path) {
+  return keyfolio::Error(keyfolio::errc::conflict, path + " exists; give --force to replace it");
+}
+
+namespace {
+
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
+
+// Writes `pieces` to `path` (or standard output for "-"): through a private
+// temporary file beside it, renamed into place once complete, so that a
+// failed export never leaves a partial file or replaces a good one.
+keyfolio::Result<void> write_file(const std::string& path, const std::vector<std::string_view>& pieces, bool replace) {
+  if (path == "-") {
+    for (auto piece : pieces) {
+      if (!write_all(STDOUT_FILENO, piece)) return io_error("write to", "standard output");
+    }
+    return {};
+  }
+  const fs::path target(path);
+  std::string temp = (target.parent_path().empty() ? fs::path(".") : target.parent_path()) /
+                     ("." + target.filename().string() + ".XXXXXX");
+  const int fd = ::mkstemp(temp.data());  // created 0600
+  if (fd < 0) return io_error("create a file in the directory of", path);
+  bool ok = true;
+  for (auto piece : pieces) ok = ok && write_all(fd, piece);
+  ok = ok && ::fsync(fd) == 0;
+  const int saved = errno;
+  ::close(fd);
+  if (!ok) {
+    ::unlink(temp.c_str());
+    errno = saved;
+    return io_error("write", path);
+  }
+  // Without --force, link() refuses to replace a file that appeared meanwhile.
+  int placed = replace ? ::rename(temp.c_str(), path.c_str()) : ::link(temp.c_str(), path.c_str());
+  int place_errno = errno;
+  if (!replace && placed != 0 && (place_errno == EPERM || place_errno == ENOTSUP || place_errno == EXDEV)) {
+    // A file system without hard links: claim the name first, then move the
+    // complete file over the placeholder this process just created.
+    const int claim = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    place_errno = errno;
+    if (claim >= 0) {
+      ::close(claim);
+      placed = ::rename(temp.c_str(), path.c_str());
+      place_errno = errno;
+      if (placed != 0) ::unlink(path.c_str());
+    }
+  }
+  if (!replace || placed != 0) ::unlink(temp.c_str());
+  if (placed != 0) {
+    errno = place_errno;
+    if (errno == EEXIST) return already_exists(path);
+    return io_error("write", path);
+  }
+  // The new name itself is durable once its directory is.
+  const std::string directory = target.parent_path().empty() ? "." : target.parent_path().string();
+  if (const int dir = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+  return {};
+}
+
+keyfolio::Result<std::string> read_input(const std::string& path) {
+  constexpr std::size_t limit = std::size_t{1} << 30;
+  const int fd = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return keyfolio::Error(keyfolio::errc::not_found, "no file " + path);
+    return io_error("open", path);
+  }
+  std::string text;
+  char buffer[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      if (fd != STDIN_FILENO) ::close(fd);
+      sodium_memzero(text.data(), text.size());
+      return io_error("read", path);
+    }
+    if (n == 0) break;
+    if (text.size() + static_cast<std::size_t>(n) > limit) {
+      if (fd != STDIN_FILENO) ::close(fd);
+      sodium_memzero(text.data(), text.size());
+      return invalid(path + " is larger than 1 GiB; split it");
+    }
+    // Grown by hand so that no copy of a secret is left behind in freed memory.
+    if (text.capacity() < text.size() + static_cast<std::size_t>(n)) {
+      std::string bigger;
+      bigger.reserve(std::max(text.capacity() * 2, text.size() + static_cast<std::size_t>(n)));
+      bigger = text;
+      sodium_memzero(text.data(), text.size());
+      text.swap(bigger);
+    }
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  sodium_memzero(buffer, sizeof buffer);
+  if (fd != STDIN_FILENO) ::close(fd);
+  return text;
+}
+
+Wiped::~Wiped() { sodium_memzero(text.data(), text.size()); }
+
+}  // namespace keyfolio::cli

@@ -1,0 +1,35 @@
+// Files the tool reads and writes for export and import: written whole or not
+// at all, readable by their owner only, and read into buffers the caller
+// wipes, since they hold secrets in plain text.
+#pragma once
+
+#include <keyfolio/keyfolio.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace keyfolio::cli {
+
+// A storage_error "could not WHAT PATH: " followed by the text of errno.
+keyfolio::Error io_error(const std::string& what, const std::string& path);
+
+// A conflict: `path` exists and --force was not given.
+keyfolio::Error already_exists(const std::string& path);
+
+// Writes `pieces` to `path`, or to standard output for "-". A new file is
+// readable by its owner only; an existing one is replaced only with
+// `replace` (else already_exists).
+keyfolio::Result<void> write_file(const std::string& path, const std::vector<std::string_view>& pieces, bool replace);
+
+// The whole of `path`, or of standard input for "-": not_found for a missing
+// file, invalid_argument past 1 GiB. The caller wipes the text (Wiped).
+keyfolio::Result<std::string> read_input(const std::string& path);
+
+// Zeroes a buffer of plaintext secrets when it goes out of scope.
+struct Wiped {
+  std::string& text;
+  ~Wiped();
+};
+
+}  // namespace keyfolio::cli
