@@ -102,6 +102,12 @@ keyfolio::Result<std::string> read_input(const std::string& path) {
   }
   std::string text;
   char buffer[65536];
+  // Wiped on every way out: the last chunk read stays in it otherwise.
+  struct WipeOnExit {
+    char* p;
+    std::size_t n;
+    ~WipeOnExit() { sodium_memzero(p, n); }
+  } wipe_buffer{buffer, sizeof buffer};
   for (;;) {
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
@@ -126,7 +132,6 @@ keyfolio::Result<std::string> read_input(const std::string& path) {
     }
     text.append(buffer, static_cast<std::size_t>(n));
   }
-  sodium_memzero(buffer, sizeof buffer);
   if (fd != STDIN_FILENO) ::close(fd);
   return text;
 }
