@@ -11,8 +11,7 @@ namespace keyfolio {
 
 using detail::name_of;
 
-AccountManager::AccountManager(std::shared_ptr<detail::AccountStore> store, int max_retries)
-    : store_(std::move(store)), max_retries_(max_retries) {}
+AccountManager::AccountManager(std::shared_ptr<detail::AccountStore> store) : store_(std::move(store)) {}
 AccountManager::AccountManager(AccountManager&&) noexcept = default;
 // A change-feed delivery in progress holds the store alive (so that it can
 // finish); stopping the feed first waits for it, so that nothing of this
@@ -21,7 +20,6 @@ AccountManager& AccountManager::operator=(AccountManager&& other) noexcept {
   if (this != &other) {
     if (store_) store_->stop_feed();
     store_ = std::move(other.store_);
-    max_retries_ = other.max_retries_;
   }
   return *this;
 }
@@ -40,9 +38,9 @@ Result<AccountManager> AccountManager::open(std::shared_ptr<StorageBackend> back
   const ExchangeCatalog& catalog = options.catalog != nullptr ? *options.catalog : ExchangeCatalog::builtin();
   auto sealed = detail::SealedStore::open(std::move(backend), key);
   if (!sealed) return sealed.error();
-  auto store = detail::AccountStore::open(std::move(*sealed), catalog);
+  auto store = detail::AccountStore::open(std::move(*sealed), catalog, options.max_retries);
   if (!store) return store.error();
-  return AccountManager(std::move(*store), options.max_retries);
+  return AccountManager(std::move(*store));
 }
 
 Result<UpsertResult> AccountManager::upsert(std::string_view id, Credentials credentials) {
@@ -163,7 +161,7 @@ Result<std::vector<UpsertResult>> AccountManager::upsert(std::vector<AccountUpda
     return results;
   };
   return detail::retry_writes(
-      max_retries_, [&] { return "upsert of account " + name_of(prepared[order.front().second]->id); }, attempt);
+      store.max_retries(), [&] { return "upsert of account " + name_of(prepared[order.front().second]->id); }, attempt);
 }
 
 Result<std::shared_ptr<const Account>> AccountManager::get(const AccountId& id) const { return store_->get(id); }
@@ -199,24 +197,19 @@ Result<std::size_t> AccountManager::remove(std::span<const AccountId> ids) {
   std::map<std::string, const AccountId*> keys;
   for (const auto& id : ids) keys.emplace(id.canonical(), &id);
   if (keys.empty()) return std::size_t{0};
-  std::vector<std::string_view> sorted;
-  sorted.reserve(keys.size());
-  for (const auto& [key, id] : keys) sorted.push_back(key);
   const auto attempt = [&]() -> detail::Attempt<std::size_t> {
-    auto current = store.read_current(sorted);
-    if (!current) return current.error();
     auto write = store.write();
-    std::size_t k = 0;
     for (const auto& [key, id] : keys) {
-      const auto& found = (*current)[k++];
-      if (!found) return Error(errc::not_found, "no account " + name_of(*id) + "; nothing was removed");
-      write.erase(key, found->version);
+      auto found = store.read(key);
+      if (!found) return found.error();
+      if (!*found) return Error(errc::not_found, "no account " + name_of(*id) + "; nothing was removed");
+      write.erase(key, (*found)->version);
     }
     if (auto written = store.commit(write); !written) return detail::again_on_conflict<std::size_t>(written.error());
     return keys.size();
   };
   return detail::retry_writes(
-      max_retries_, [&] { return "removal of account " + name_of(*keys.begin()->second); }, attempt);
+      store.max_retries(), [&] { return "removal of account " + name_of(*keys.begin()->second); }, attempt);
 }
 
 Result<std::size_t> AccountManager::remove_all() {
@@ -229,7 +222,7 @@ Result<std::size_t> AccountManager::remove_all() {
     if (auto written = store.commit(write); !written) return detail::again_on_conflict<std::size_t>(written.error());
     return records->size();
   };
-  return detail::retry_writes(max_retries_, [] { return std::string("removing all accounts"); }, attempt);
+  return detail::retry_writes(store.max_retries(), [] { return std::string("removing all accounts"); }, attempt);
 }
 
 Result<void> AccountManager::change_key(const KeySource& new_key) { return store_->sealed().change_key(new_key); }

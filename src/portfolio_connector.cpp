@@ -120,9 +120,13 @@ Result<void> PortfolioConnector::disconnect(std::string_view portfolio_id, Accou
                                 (policy == AccountPolicy::remove_if_owned && p->portfolio.owns_account);
     if (remove_account) {
       std::string account_key = p->portfolio.account.canonical();
-      auto account = accounts.read_stored(account_key);
+      auto account = accounts.read(account_key);
       if (!account) return account.error();
-      if (*account) write.erase(std::move(account_key), (*account)->version);
+      if (*account) {
+        write.erase(std::move(account_key), (*account)->version);
+      } else {
+        write.reload(std::move(account_key));  // gone already: the cache hears of it now
+      }
     }
     if (auto written = accounts.commit(write); !written) return detail::again_on_conflict<void>(written.error());
     return Result<void>();

@@ -147,9 +147,8 @@ class KEYFOLIO_EXPORT AccountManager {
   const std::shared_ptr<detail::AccountStore>& store() const noexcept { return store_; }
 
  private:
-  AccountManager(std::shared_ptr<detail::AccountStore> store, int max_retries);
+  explicit AccountManager(std::shared_ptr<detail::AccountStore> store);
   std::shared_ptr<detail::AccountStore> store_;
-  int max_retries_ = 32;
 };
 
 }  // namespace keyfolio

@@ -19,13 +19,14 @@ struct AccountStore::Opened {
   Fingerprint fingerprint;
 };
 
-AccountStore::AccountStore(SealedStore sealed, const ExchangeCatalog& catalog)
-    : sealed_(std::move(sealed)), catalog_(&catalog) {}
+AccountStore::AccountStore(SealedStore sealed, const ExchangeCatalog& catalog, int max_retries)
+    : sealed_(std::move(sealed)), catalog_(&catalog), max_retries_(max_retries) {}
 
 AccountStore::~AccountStore() { feed_.reset(); }
 
-Result<std::shared_ptr<AccountStore>> AccountStore::open(SealedStore sealed, const ExchangeCatalog& catalog) {
-  auto store = std::make_shared<AccountStore>(std::move(sealed), catalog);
+Result<std::shared_ptr<AccountStore>> AccountStore::open(SealedStore sealed, const ExchangeCatalog& catalog,
+                                                         int max_retries) {
+  auto store = std::make_shared<AccountStore>(std::move(sealed), catalog, max_retries);
   std::weak_ptr<AccountStore> weak = store;
   auto feed = store->sealed_.subscribe([weak](const ChangeEvent& event) {
     if (auto self = weak.lock()) self->on_change(event);
@@ -52,7 +53,7 @@ void AccountStore::Write::put(std::string_view key, std::shared_ptr<const Accoun
 
 void AccountStore::Write::erase(std::string key, std::uint64_t version) {
   batch_.erase(collections::accounts, key, version);
-  erased_.push_back(std::move(key));
+  reloaded_.push_back(std::move(key));
 }
 
 void AccountStore::Write::expect(std::string_view key, std::uint64_t version) {
@@ -75,8 +76,8 @@ Result<void> AccountStore::commit(Write& write) {
     (void)sync_all(false);
     return {};
   }
-  if (!write.sealed_.empty()) (void)sync_sealed(write.sealed_, before);
-  for (const std::string& key : write.erased_) (void)reload(key);
+  (void)sync_sealed(write.sealed_, before);
+  for (const std::string& key : write.reloaded_) (void)reload(key);
   return {};
 }
 

@@ -64,10 +64,12 @@ struct StoredAccount {
 class AccountStore : public std::enable_shared_from_this<AccountStore> {
  public:
   // Opens over `sealed`: subscribes to its change feed when the backend has
-  // one, and loads every account (sealed). `catalog` must outlive the store.
-  static Result<std::shared_ptr<AccountStore>> open(SealedStore sealed, const ExchangeCatalog& catalog);
+  // one, and loads every account (sealed). `catalog` must outlive the store;
+  // `max_retries` bounds the compare-and-set attempts of its writers.
+  static Result<std::shared_ptr<AccountStore>> open(SealedStore sealed, const ExchangeCatalog& catalog,
+                                                    int max_retries);
 
-  AccountStore(SealedStore sealed, const ExchangeCatalog& catalog);
+  AccountStore(SealedStore sealed, const ExchangeCatalog& catalog, int max_retries);
   AccountStore(const AccountStore&) = delete;
   AccountStore& operator=(const AccountStore&) = delete;
   ~AccountStore();
@@ -84,6 +86,9 @@ class AccountStore : public std::enable_shared_from_this<AccountStore> {
     void put(std::string_view key, std::shared_ptr<const Account> account, const Fingerprint& fingerprint,
              std::uint64_t expected_version);
     void erase(std::string key, std::uint64_t version);
+    // Brings the cache entry of `key` up to the backend after the commit,
+    // though this write does not change it (it was found gone).
+    void reload(std::string key) { reloaded_.push_back(std::move(key)); }
     // The account under `key` must be at `version` when the write lands.
     void expect(std::string_view key, std::uint64_t version);
     // Every account's record (each at its `version`) goes.
@@ -94,7 +99,7 @@ class AccountStore : public std::enable_shared_from_this<AccountStore> {
     friend class AccountStore;
     SealedStore::Batch batch_;
     std::vector<Sealed> sealed_;  // sorted by key when committed
-    std::vector<std::string> erased_;
+    std::vector<std::string> reloaded_;  // erased, or to reload
     bool erased_all_ = false;
   };
   Write write() const { return Write(sealed_.batch()); }
@@ -119,6 +124,8 @@ class AccountStore : public std::enable_shared_from_this<AccountStore> {
   // When the stored `record` of `id` (under `key`) was created; nullopt when
   // it does not authenticate or decode here, as a read would report it.
   std::optional<Timestamp> created_of(const AccountId& id, std::string_view key, const Record& record) const;
+  // The record stored under `key` now, as the backend holds it.
+  Result<std::optional<Record>> read(std::string_view key) const { return sealed_.get(collections::accounts, key); }
   // The account stored under `key` now, read from the backend.
   Result<std::optional<StoredAccount>> read_stored(std::string_view key) const;
   // Every account record as stored now.
@@ -133,6 +140,7 @@ class AccountStore : public std::enable_shared_from_this<AccountStore> {
   void stop_feed() noexcept { feed_.reset(); }
 
   const ExchangeCatalog& catalog() const noexcept { return *catalog_; }
+  int max_retries() const noexcept { return max_retries_; }
   bool has_change_feed() const noexcept { return feed_active_; }
   SealedStore& sealed() noexcept { return sealed_; }
 
@@ -168,6 +176,7 @@ class AccountStore : public std::enable_shared_from_this<AccountStore> {
 
   SealedStore sealed_;
   const ExchangeCatalog* catalog_;
+  int max_retries_;
   bool feed_active_ = false;
 
   mutable std::shared_mutex cache_mutex_;

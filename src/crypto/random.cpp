@@ -4,7 +4,13 @@
 
 #include <sodium.h>
 
+#include <stdexcept>
+
 namespace keyfolio::detail::crypto {
+
+void initialize() {
+  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialize");
+}
 
 void fill_random(void* out, std::size_t size) noexcept { randombytes_buf(out, size); }
 

@@ -6,6 +6,9 @@
 
 namespace keyfolio::detail::crypto {
 
+// libsodium's one-time initialization (idempotent, thread-safe); throws
+// std::runtime_error when it fails.
+void initialize();
 // Fills `size` bytes at `out`.
 void fill_random(void* out, std::size_t size) noexcept;
 // `size` random bytes.

@@ -70,7 +70,11 @@ Error damaged(const std::string& why) {
 
 }  // namespace
 
-Vault Vault::generate() { return Vault(random_bytes(store_id_size), crypto::aead_keygen()); }
+Vault Vault::generate() {
+  crypto::initialize();
+  std::string store_id = random_bytes(store_id_size);
+  return Vault(std::move(store_id), crypto::aead_keygen());
+}
 
 Vault::Vault(std::string store_id, SecretString data_key)
     : store_id_(std::move(store_id)),

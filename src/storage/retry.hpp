@@ -30,7 +30,7 @@ Attempt<T> again_on_conflict(const Error& error) {
 // write ("upsert of account \"binance/main\"").
 inline Error lost_to_concurrent_writers(const std::string& what, int attempts) {
   return Error(errc::conflict,
-               what + " lost to concurrent writers " + std::to_string(attempts) + " times in a row; try again");
+               what + " lost to concurrent writers " + std::to_string(attempts) + " times in a row");
 }
 
 // Runs `attempt` (returning Attempt<T>) until it gives a result, at most

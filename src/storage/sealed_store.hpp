@@ -64,6 +64,11 @@ class SealedStore {
   static Result<SealedStore> open(std::shared_ptr<StorageBackend> backend, const KeySource& key);
 
   SealedStore(std::shared_ptr<StorageBackend> backend, Vault vault);
+  // Movable while no Batch of it exists (a Batch points at its vault).
+  SealedStore(SealedStore&&) noexcept = default;
+  SealedStore& operator=(SealedStore&&) = delete;
+  SealedStore(const SealedStore&) = delete;
+  SealedStore& operator=(const SealedStore&) = delete;
 
   // Writes staged for one commit, sealed as they are staged.
   class Batch {

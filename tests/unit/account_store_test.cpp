@@ -42,7 +42,7 @@ Credentials keys(std::string_view key, std::string_view secret) {
 AccountId id(std::string_view text) { return AccountId::parse(text).value(); }
 
 std::shared_ptr<AccountStore> open_store(std::shared_ptr<StorageBackend> backend) {
-  return AccountStore::open(SealedStore::open(std::move(backend), raw('a')).value(), ExchangeCatalog::builtin())
+  return AccountStore::open(SealedStore::open(std::move(backend), raw('a')).value(), ExchangeCatalog::builtin(), 32)
       .value();
 }
 
