@@ -284,7 +284,7 @@ TEST_CASE("a sealed record opens under the same collection, key and version to i
   }
 }
 
-TEST_CASE("a header of at most 255 bytes is accepted; a longer one is refused with length_error", "[vault]") {
+TEST_CASE("a header of at most 255 bytes is accepted, and a longer one is refused with length_error", "[vault]") {
   const auto vault = Vault::generate();
   CHECK_NOTHROW(vault.seal("c", "k", 1, "p", counting_bytes(255)));
   const std::string too_long = plaintext_canary + std::string(256 - plaintext_canary.size(), 'h');
@@ -667,7 +667,7 @@ TEST_CASE("a keyring opened from a keyring it wrote again keeps opening the same
   check_same_store(original, *second);
 }
 
-TEST_CASE("a keyring record holds its format, the store id, how its key is derived and the wrapped key; each one is "
+TEST_CASE("a keyring record holds its format, the store id, how its key is derived and the wrapped key, and each one is "
           "freshly wrapped",
           "[vault]") {
   const auto vault = Vault::generate();
@@ -870,7 +870,7 @@ TEST_CASE("keyring field format: anything but the number 1 is not_supported", "[
   CHECK(mentions(later.error().message(), "format"));
 }
 
-TEST_CASE("keyring field store_id: missing, mistyped or not 16 bytes of hex is corrupt_data; another id is wrong_key",
+TEST_CASE("keyring field store_id: missing, mistyped or not 16 bytes of hex is corrupt_data, and another id is wrong_key",
           "[vault]") {
   // The key check covers the store id, so a store id changed to another valid
   // one cannot be told from a key that is not this store's.
@@ -906,7 +906,7 @@ TEST_CASE("keyring field kek: missing, not an object, or empty is corrupt_data",
   check_damages(raw_key_store().keyring, canary_raw_key(), damages);
 }
 
-TEST_CASE("keyring field kek.kind: missing or mistyped is corrupt_data; another kind is wrong_key naming it",
+TEST_CASE("keyring field kek.kind: missing or mistyped is corrupt_data, and another kind is wrong_key naming it",
           "[vault]") {
   const std::vector<Damage> pass_damages{
       {"kind removed", removed("kek.kind"), "corrupt_data"},
@@ -935,7 +935,7 @@ TEST_CASE("keyring field kek.kind: missing or mistyped is corrupt_data; another 
   CHECK(mentions(unknown.error().message(), "protected by a different key"));
 }
 
-TEST_CASE("keyring field kek.salt: missing, mistyped or not hex is corrupt_data; another salt is wrong_key",
+TEST_CASE("keyring field kek.salt: missing, mistyped or not hex is corrupt_data, and another salt is wrong_key",
           "[vault]") {
   const std::vector<Damage> damages{
       {"salt removed", removed("kek.salt"), "corrupt_data"},
@@ -949,7 +949,7 @@ TEST_CASE("keyring field kek.salt: missing, mistyped or not hex is corrupt_data;
   check_damages(passphrase_store().keyring, passphrase(passphrase_canary), damages);
 }
 
-TEST_CASE("keyring field kek.ops: missing, mistyped, negative or fractional is corrupt_data; another count is "
+TEST_CASE("keyring field kek.ops: missing, mistyped, negative or fractional is corrupt_data, and another count is "
           "wrong_key",
           "[vault]") {
   const std::vector<Damage> damages{
@@ -964,7 +964,7 @@ TEST_CASE("keyring field kek.ops: missing, mistyped, negative or fractional is c
   check_damages(passphrase_store().keyring, passphrase(passphrase_canary), damages);
 }
 
-TEST_CASE("keyring field kek.memory: missing, mistyped, negative or fractional is corrupt_data; another size is "
+TEST_CASE("keyring field kek.memory: missing, mistyped, negative or fractional is corrupt_data, and another size is "
           "wrong_key",
           "[vault]") {
   const std::vector<Damage> damages{
@@ -981,7 +981,7 @@ TEST_CASE("keyring field kek.memory: missing, mistyped, negative or fractional i
   check_damages(passphrase_store().keyring, passphrase(passphrase_canary), damages);
 }
 
-TEST_CASE("keyring field kek.check: missing, mistyped or not 32 bytes of hex is corrupt_data; another check is "
+TEST_CASE("keyring field kek.check: missing, mistyped or not 32 bytes of hex is corrupt_data, and another check is "
           "wrong_key",
           "[vault]") {
   // The check is what tells a wrong key from damage: a changed check is, by
