@@ -99,23 +99,11 @@ Result<Portfolio> PortfolioConnector::rename(std::string_view portfolio_id, std:
 Result<void> PortfolioConnector::disconnect(std::string_view portfolio_id, AccountPolicy policy) {
   detail::AccountStore& accounts = *accounts_->store();
   const detail::PortfolioStore store = portfolios_of(*accounts_);
-  namespace collections = detail::collections;
   const auto attempt = [&]() -> detail::Attempt<void> {
     auto p = store.require(portfolio_id);
     if (!p) return p.error();
     auto write = accounts.write();
-    write.batch().erase(collections::portfolios, p->portfolio.id, p->portfolio.version);
-    // An index entry that does not authenticate is left alone rather than
-    // making the portfolio impossible to remove.
-    auto index = store.indexed(p->fingerprint);
-    if (index && *index && (*index)->portfolio_id == p->portfolio.id) {
-      write.batch().erase(collections::portfolio_index, p->fingerprint, (*index)->version);
-    } else if (!index && index.error().code() != errc::corrupt_data) {
-      return index.error();
-    }
-    auto snapshots = store.snapshot_records(p->portfolio.id);
-    if (!snapshots) return snapshots.error();
-    for (const Record& r : *snapshots) write.batch().erase(collections::snapshots, r.key, r.version);
+    if (auto staged = store.erase(write.batch(), *p); !staged) return staged.error();
     const bool remove_account = policy == AccountPolicy::remove ||
                                 (policy == AccountPolicy::remove_if_owned && p->portfolio.owns_account);
     if (remove_account) {
@@ -190,7 +178,7 @@ Result<Snapshot> PortfolioConnector::sync(std::string_view portfolio_id, Balance
     store.put_snapshot(batch, p->portfolio.id, snapshot, replaced);
     const std::size_t keep = options_.max_snapshots - 1;
     for (std::size_t i = 0; existing->size() > keep && i < existing->size() - keep; ++i) {
-      batch.erase(detail::collections::snapshots, (*existing)[i].key, (*existing)[i].version);
+      store.erase_snapshot(batch, (*existing)[i]);
     }
     auto written = store.commit(batch);
     if (written) return snapshot;

@@ -173,4 +173,18 @@ void PortfolioStore::put_snapshot(SealedStore::Batch& batch, std::string_view id
   batch.put(collections::snapshots, snapshot_key(id, snapshot.taken), replaced, encode(snapshot));
 }
 
+Result<void> PortfolioStore::erase(SealedStore::Batch& batch, const StoredPortfolio& p) const {
+  batch.erase(collections::portfolios, p.portfolio.id, p.portfolio.version);
+  auto index = indexed(p.fingerprint);
+  if (index && *index && (*index)->portfolio_id == p.portfolio.id) {
+    batch.erase(collections::portfolio_index, p.fingerprint, (*index)->version);
+  } else if (!index && index.error().code() != errc::corrupt_data) {
+    return index.error();
+  }
+  auto snapshots = snapshot_records(p.portfolio.id);
+  if (!snapshots) return snapshots.error();
+  for (const Record& r : *snapshots) erase_snapshot(batch, r);
+  return {};
+}
+
 }  // namespace keyfolio::detail

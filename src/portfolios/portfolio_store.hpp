@@ -73,6 +73,14 @@ class PortfolioStore {
   void put_snapshot(SealedStore::Batch& batch, std::string_view id, const Snapshot& snapshot,
                     std::uint64_t replaced) const;
 
+  // Stages the removal of `p`, its snapshots, and its index entry when that
+  // still names it. An index entry that does not authenticate is left alone
+  // rather than making the portfolio impossible to remove.
+  Result<void> erase(SealedStore::Batch& batch, const StoredPortfolio& p) const;
+  void erase_snapshot(SealedStore::Batch& batch, const Record& snapshot) const {
+    batch.erase(collections::snapshots, snapshot.key, snapshot.version);
+  }
+
   SealedStore::Batch batch() const { return sealed_->batch(); }
   Result<void> commit(const SealedStore::Batch& batch) const { return sealed_->commit(batch); }
 
