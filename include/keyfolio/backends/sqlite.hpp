@@ -3,29 +3,23 @@
 // processes (a trading host and an admin tool) can use at once.
 //
 // The file is in WAL mode and created with mode 0600 (SQLite gives its -wal
-// and -shm files the same mode). Every write batch is one `BEGIN IMMEDIATE`
-// transaction: compare-and-set holds across handles and processes, because
-// the versions are checked under SQLite's write lock. With the default
-// Durability::full, write() returns only after the commit is on disk (fsync).
-// A lock held by another connection is waited for up to `busy_timeout`, then
-// the call fails with `unavailable`.
+// and -shm files the same mode). Every write batch is atomic, and its
+// compare-and-set holds across handles and processes: no other write comes
+// between the check of a version and the commit of the batch. With the
+// default Durability::full, write() returns only after the commit is on disk
+// (fsync). A lock held by another connection is waited for up to
+// `busy_timeout`, then the call fails with `unavailable`.
 //
-// Change feed: each batch also appends its changes to a log table in the same
-// transaction. A subscribed handle polls the file (`PRAGMA data_version`, a
-// read of shared memory, no disk I/O) every `poll_interval` on a thread of its
-// own connection and delivers what others — or it — committed since; a
-// subscriber that fell behind the log's retained window (`change_log_size`)
-// gets a `resync` event, and so does every subscriber for a batch of more
-// than 1,024 operations (an import), which is logged as one entry. Reads
-// never wait for the poller. A subscribed handle also takes over SQLite's
-// automatic checkpoint: the one a commit leaves due (past 1,000 pages of
-// log) runs at the start of the handle's next write, or on the poller's
-// thread once the handle has been idle for a poll interval, so that a commit
-// returns as soon as it is durable rather than after copying the log.
+// Change feed: a subscribed handle delivers, on a thread of its own, what any
+// handle in any process (itself included) committed, in commit order,
+// within about `poll_interval` of the commit. A subscriber that fell behind
+// the changes kept (`change_log_size`) gets a `resync` event instead of the
+// ones it missed, and a batch of more than 1,024 operations (an import)
+// reaches every subscriber as one `resync` event. Reads never wait for the
+// feed.
 //
-// The schema carries a version (`PRAGMA user_version`) and an application id;
-// opening a keyfolio file of a newer schema fails with `not_supported`, a
-// SQLite file that is not a keyfolio store with `invalid_argument`, and older
+// Opening a keyfolio file of a newer schema fails with `not_supported`, a
+// SQLite file that is not a keyfolio store with `invalid_argument`; older
 // schemas are migrated in one transaction.
 //
 // Safe for concurrent use; never throws. Each handle has its own connection;

@@ -1,0 +1,98 @@
+#include "backends/sqlite/connection.hpp"
+
+#include "backends/sqlite/schema.hpp"
+#include "detail/text.hpp"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace keyfolio::detail::sqlite {
+
+Result<void> Connection::exec(const char* sql, std::string_view what) {
+  const int rc = sqlite3_exec(db.get(), sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return fail(what, rc);
+  return {};
+}
+
+Result<void> Connection::prepare_all() {
+  struct Item {
+    Statement* s;
+    const char* sql;
+  };
+  const Item items[] = {
+      // A write takes the write lock at its start, so that the versions it
+      // checks cannot change before it commits, in any process.
+      {&begin, "BEGIN IMMEDIATE"},
+      {&commit, "COMMIT"},
+      {&rollback, "ROLLBACK"},
+      {&get, "SELECT version, value FROM records WHERE collection = ?1 AND key = ?2"},
+      {&scan, "SELECT key, version, value FROM records WHERE collection = ?1 ORDER BY key"},
+      {&scan_from, "SELECT key, version, value FROM records WHERE collection = ?1 AND key >= ?2 ORDER BY key"},
+      {&scan_range,
+       "SELECT key, version, value FROM records WHERE collection = ?1 AND key >= ?2 AND key < ?3 ORDER BY key"},
+      // Each write states its expectation, so that a change count of
+      // zero is a conflict: no separate read of the version.
+      {&insert_new,
+       "INSERT INTO records (collection, key, version, value) VALUES (?1, ?2, 1, ?3) "
+       "ON CONFLICT (collection, key) DO NOTHING"},
+      {&update_at, "UPDATE records SET version = ?4, value = ?5 WHERE collection = ?1 AND key = ?2 AND version = ?3"},
+      {&erase_at, "DELETE FROM records WHERE collection = ?1 AND key = ?2 AND version = ?3"},
+      {&erase_all, "DELETE FROM records WHERE collection = ?1"},
+      {&log, "INSERT INTO changes (kind, collection, key, version) VALUES (?1, ?2, ?3, ?4)"},
+      {&trim, "DELETE FROM changes WHERE seq <= ?1"},
+      {&data_version, "PRAGMA data_version"},
+      {&changes_since, "SELECT seq, kind, collection, key, version FROM changes WHERE seq > ?1 ORDER BY seq"},
+      {&log_bounds, "SELECT ifnull(min(seq), 0), ifnull(max(seq), 0) FROM changes"},
+  };
+  for (const auto& item : items) {
+    if (const int rc = item.s->prepare(db.get(), item.sql); rc != SQLITE_OK) return fail("preparing statements", rc);
+  }
+  return {};
+}
+
+namespace {
+
+// Switches `c` to WAL mode, which the file then keeps; fails on a file
+// system that cannot have it.
+Result<void> enter_wal_mode(Connection& c) {
+  Statement s;
+  if (const int rc = s.prepare(c.db.get(), "PRAGMA journal_mode = WAL"); rc != SQLITE_OK) {
+    return c.fail("switching to WAL mode", rc);
+  }
+  Use use(s);
+  const int step = use.step();
+  if (step != SQLITE_ROW) return c.fail("switching to WAL mode", step);
+  if (const std::string mode = use.text(0); mode != "wal") {
+    return Error(errc::storage_error, store_label(c.path) +
+                                          ": the file system does not support WAL mode (journal mode stays " +
+                                          detail::quote(mode) + ")");
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<Connection> connect(const std::filesystem::path& path, const SqliteOptions& options) {
+  Connection c;
+  c.path = path.string();
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(c.path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  c.db.reset(raw);
+  if (rc != SQLITE_OK) return c.fail("opening", rc);
+  sqlite3_extended_result_codes(c.db.get(), 1);
+  if (sqlite3_db_readonly(c.db.get(), "main") == 1) {
+    return Error(errc::storage_error, store_label(c.path) + ": the file is not writable by this process");
+  }
+  sqlite3_busy_timeout(c.db.get(), static_cast<int>(std::min<std::int64_t>(options.busy_timeout.count(), INT32_MAX)));
+  // Before anything that writes (the journal mode is stored in the file):
+  // leave other applications' databases untouched.
+  if (auto known = identify(c); !known) return known.error();
+  if (auto wal = enter_wal_mode(c); !wal) return wal.error();
+  const char* sync = options.durability == SqliteOptions::Durability::full ? "PRAGMA synchronous = FULL"
+                                                                           : "PRAGMA synchronous = NORMAL";
+  if (auto r = c.exec(sync, "setting durability"); !r) return r.error();
+  if (auto r = c.exec("PRAGMA foreign_keys = OFF; PRAGMA trusted_schema = OFF", "configuring"); !r) return r.error();
+  return c;
+}
+
+}  // namespace keyfolio::detail::sqlite
