@@ -132,6 +132,7 @@ Result<std::vector<UpsertResult>> AccountManager::upsert(std::vector<AccountUpda
     if (!current) return current.error();
     const Timestamp updated = detail::now();
     auto write = store.write();
+    write.reserve(order.size());
     for (std::size_t k = 0; k < order.size(); ++k) {
       const auto& [key, i] = order[k];
       Account& account = *prepared[i];

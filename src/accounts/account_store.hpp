@@ -94,6 +94,8 @@ class AccountStore : public std::enable_shared_from_this<AccountStore> {
     // Every account's record (each at its `version`) goes.
     void erase_all(std::span<const Record> records);
     bool empty() const noexcept { return batch_.empty(); }
+    // Room for `accounts` puts.
+    void reserve(std::size_t accounts) { sealed_.reserve(accounts); }
 
    private:
     friend class AccountStore;

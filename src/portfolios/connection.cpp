@@ -5,9 +5,8 @@
 #include <algorithm>
 
 namespace keyfolio::detail {
-namespace {
 
-Result<std::string> checked_name(std::string_view name) {
+Result<std::string> checked_portfolio_name(std::string_view name) {
   if (name.size() > PortfolioConnector::max_name_length) {
     return Error(errc::validation_failed, "portfolio name is " + std::to_string(name.size()) + " bytes; at most " +
                                               std::to_string(PortfolioConnector::max_name_length) + " are allowed");
@@ -23,21 +22,28 @@ Result<std::string> checked_name(std::string_view name) {
   return std::string(name);
 }
 
+namespace {
+
 Error unknown_exchange(const std::string& asked, const ExchangeCatalog& catalog) {
   // Echoed only when it looks like an exchange id: anything else may be a
   // value pasted into the wrong field.
   const bool id_like = !asked.empty() && asked.size() <= 20 && std::all_of(asked.begin(), asked.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
   });
-  std::string message = "unknown exchange " +
-                        (id_like ? quote(asked) : "(" + std::to_string(asked.size()) + " bytes, not an exchange id)");
+  std::string message = "unknown exchange ";
+  if (id_like) {
+    message += quote(asked);
+  } else {
+    message += '(';
+    message += std::to_string(asked.size());
+    message += " bytes, not an exchange id)";
+  }
   if (auto near = catalog.suggest(asked, 1); !near.empty()) message += "; did you mean " + quote(near.front()) + "?";
   return Error(errc::invalid_exchange_id, message);
 }
 
 }  // namespace
 
-Result<std::string> checked_portfolio_name(std::string_view name) { return checked_name(name); }
 
 Connection::Connection(ConnectRequest request, AccountStore& accounts, CredentialVerifier* verifier,
                        const ExchangeInfo& info, std::string name)
@@ -53,7 +59,7 @@ Result<Connection> Connection::prepare(ConnectRequest request, AccountStore& acc
   const ExchangeInfo* info = catalog.find(request.connection_id);
   if (info == nullptr) return unknown_exchange(request.connection_id, catalog);
   if (auto valid = request.connection_fields.validate(*info); !valid) return valid.error();
-  auto name = checked_name(request.name);
+  auto name = checked_portfolio_name(request.name);
   if (!name) return name.error();
   if (name->empty()) name = info->name.empty() ? info->id : info->name;
   const AccountId exchange_only = AccountId::from_parts(info->id, {}, catalog).value();
