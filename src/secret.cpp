@@ -1,8 +1,7 @@
 #include <keyfolio/secret.hpp>
 
+#include "crypto/hash.hpp"
 #include "memory/secure_arena.hpp"
-
-#include <sodium.h>
 
 #include <cstring>
 #include <ostream>
@@ -61,9 +60,7 @@ void SecretString::clear() noexcept {
 }
 
 bool operator==(const SecretString& a, const SecretString& b) noexcept {
-  if (a.size() != b.size()) return false;
-  if (a.empty()) return true;
-  return sodium_memcmp(a.reveal().data(), b.reveal().data(), a.size()) == 0;
+  return detail::crypto::constant_time_equal(a.reveal(), b.reveal());
 }
 
 std::ostream& operator<<(std::ostream& os, const SecretString&) { return os << SecretString::redacted; }

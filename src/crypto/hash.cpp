@@ -12,7 +12,9 @@ void keyed_hash(const SecretString& key, std::string_view message, char* out, st
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;  // no pointers to hand libsodium
+  return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace keyfolio::detail::crypto
