@@ -23,28 +23,8 @@ int fail(const keyfolio::Error& error) {
   return 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const std::filesystem::path store = argc > 1 ? argv[1] : "keyfolio-demo/keyfolio.db";
-  if (store.has_parent_path()) {
-    std::error_code ec;
-    std::filesystem::create_directories(store.parent_path(), ec);
-    std::filesystem::permissions(store.parent_path(), std::filesystem::perms::owner_all, ec);
-  }
-
-  auto backend = keyfolio::make_sqlite_backend(store);
-  if (!backend) return fail(backend.error());
-  // A real host asks its operator for the passphrase (or uses a key from its
-  // KMS); the demo uses a fixed one and the cheaper "interactive" Argon2id cost.
-  const auto key = keyfolio::KeySource::passphrase(keyfolio::SecretString("demo passphrase, not for real keys"),
-                                                   keyfolio::KdfCost::interactive());
-  auto opened = keyfolio::AccountManager::open(*backend, key);
-  if (!opened) return fail(opened.error());
-  keyfolio::AccountManager& accounts = *opened;
-  std::cout << "keyfolio " << keyfolio::version_string << ": store " << (*backend)->describe() << ", "
-            << accounts.size() << " accounts\n\n";
-
+// Steps 1 to 5: accounts, through the typed API and the EMS wire format.
+int accounts_tour(keyfolio::AccountManager& accounts) {
   // 1. The typed API: field names in any spelling the catalog knows.
   keyfolio::Credentials main_keys;
   main_keys.add("apiKey", keyfolio::SecretString("demo-main-api-key")).value();
@@ -85,6 +65,11 @@ int main(int argc, char** argv) {
   }
   std::cout << "\nGET /v1/accounts -> " << keyfolio::wire::coinapi_ems::accounts_body(accounts) << '\n';
 
+  return 0;
+}
+
+// Step 6: a tracked portfolio, its holdings and their value.
+int portfolio_tour(keyfolio::AccountManager& accounts) {
   // 6. A tracked portfolio (CoinStats-style): the same API key as BINANCE/main,
   // so the portfolio links that account instead of storing it twice.
   keyfolio::PortfolioConnector portfolios(accounts);
@@ -118,6 +103,34 @@ int main(int argc, char** argv) {
   std::cout << "  value " << value->total << ' ' << value->quote_currency << " (" << value->unpriced.size()
             << " asset without a price), " << portfolios.snapshots(connected->portfolio_id).value().size()
             << " snapshots kept\n";
+
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::filesystem::path store = argc > 1 ? argv[1] : "keyfolio-demo/keyfolio.db";
+  if (store.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(store.parent_path(), ec);
+    std::filesystem::permissions(store.parent_path(), std::filesystem::perms::owner_all, ec);
+  }
+
+  auto backend = keyfolio::make_sqlite_backend(store);
+  if (!backend) return fail(backend.error());
+  // A real host asks its operator for the passphrase (or uses a key from its
+  // KMS); the demo uses a fixed one and the cheaper "interactive" Argon2id cost.
+  const auto key = keyfolio::KeySource::passphrase(keyfolio::SecretString("demo passphrase, not for real keys"),
+                                                   keyfolio::KdfCost::interactive());
+  auto opened = keyfolio::AccountManager::open(*backend, key);
+  if (!opened) return fail(opened.error());
+  keyfolio::AccountManager& accounts = *opened;
+  std::cout << "keyfolio " << keyfolio::version_string << ": store " << (*backend)->describe() << ", "
+            << accounts.size() << " accounts\n\n";
+
+  if (int failed = accounts_tour(accounts)) return failed;
+  if (int failed = portfolio_tour(accounts)) return failed;
 
   const auto memory = keyfolio::secure_memory_stats();
   std::cout << "\nsecure memory: " << memory.live_secrets << " secrets in " << memory.reserved_bytes << " bytes, "
