@@ -223,12 +223,23 @@ Result<PassphraseParameters> passphrase_parameters(const boost::json::object& ke
   if (!decoded || ops == nullptr || memory == nullptr || !ops->is_number() || !memory->is_number()) {
     return damaged("bad passphrase parameters");
   }
+  if (decoded->size() != crypto::argon2id_salt_size) return damaged("bad passphrase salt");
   PassphraseParameters out{*decoded, {}};
   boost::system::error_code ec;
   out.cost.ops = ops->to_number<std::uint64_t>(ec);
   if (ec) return damaged("bad passphrase cost");
   out.cost.memory_bytes = memory->to_number<std::size_t>(ec);
   if (ec) return damaged("bad passphrase cost");
+  // Checked before deriving: a cost raised in the record would otherwise
+  // make opening run for hours, or take all memory.
+  const KdfCost least = crypto::argon2id_minimum();
+  const KdfCost most = crypto::argon2id_sensitive();
+  if (out.cost.ops < least.ops || out.cost.memory_bytes < least.memory_bytes || out.cost.ops > most.ops ||
+      out.cost.memory_bytes > most.memory_bytes) {
+    return damaged("its Argon2id cost (ops " + std::to_string(out.cost.ops) + ", memory " +
+                   std::to_string(out.cost.memory_bytes) +
+                   " bytes) lies outside what keyfolio accepts (at most the sensitive preset)");
+  }
   return out;
 }
 
