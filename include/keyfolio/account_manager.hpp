@@ -80,7 +80,8 @@ class KEYFOLIO_EXPORT AccountManager {
   // Opens the store in `backend`, creating it (with a new random data key
   // wrapped by `key`) when the backend holds none. Returns `wrong_key` when
   // `key` does not open an existing store, `corrupt_data` when its keyring is
-  // damaged, and the backend's error when it fails.
+  // damaged, or missing from a backend that holds records (then nothing is
+  // written), and the backend's error when it fails.
   static Result<AccountManager> open(std::shared_ptr<StorageBackend> backend, const KeySource& key,
                                      Options options);
   static Result<AccountManager> open(std::shared_ptr<StorageBackend> backend, const KeySource& key);

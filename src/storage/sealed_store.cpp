@@ -5,6 +5,19 @@ namespace {
 
 constexpr std::string_view keyring_key = "keyring";
 
+// How many records the collections sealed under a keyring hold: a store
+// without a keyring is new only when there are none.
+Result<std::size_t> sealed_records(StorageBackend& backend) {
+  std::size_t count = 0;
+  for (std::string_view collection :
+       {collections::accounts, collections::portfolios, collections::portfolio_index, collections::snapshots}) {
+    auto records = backend.scan(collection);
+    if (!records) return records.error();
+    count += records->size();
+  }
+  return count;
+}
+
 }  // namespace
 
 NonceTag NonceTag::of(std::string_view sealed) {
@@ -22,6 +35,16 @@ Result<SealedStore> SealedStore::open(std::shared_ptr<StorageBackend> backend, c
       auto opened = Vault::open_keyring((*stored)->value, key);
       if (!opened) return opened.error();
       return SealedStore(std::move(backend), std::move(*opened));
+    }
+    // A keyring gone from a store that holds records is damage, not a new
+    // store: writing a new one would take any passphrase, a mistyped one
+    // included, and leave every record unreadable.
+    auto present = sealed_records(*backend);
+    if (!present) return present.error();
+    if (*present > 0) {
+      return Error(errc::corrupt_data, "the store's keyring is missing, but " + std::to_string(*present) +
+                                           " sealed records are present; no new keyring was written (restore the "
+                                           "store, or its keyring, from a backup)");
     }
     auto fresh = Vault::generate();
     auto record = fresh.keyring_record(key);

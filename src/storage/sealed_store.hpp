@@ -59,8 +59,9 @@ class SealedStore {
  public:
   // Opens the store `backend` holds, creating it (a new random data key
   // wrapped by `key`) when it holds none. `wrong_key` when `key` does not
-  // open it, `corrupt_data` for a damaged keyring, `conflict` when another
-  // writer kept creating it at the same moment, the backend's errors.
+  // open it, `corrupt_data` for a damaged keyring or one missing from a store
+  // that holds records, `conflict` when another writer kept creating it at
+  // the same moment, the backend's errors.
   static Result<SealedStore> open(std::shared_ptr<StorageBackend> backend, const KeySource& key);
 
   SealedStore(std::shared_ptr<StorageBackend> backend, Vault vault);

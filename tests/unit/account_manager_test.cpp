@@ -1037,3 +1037,21 @@ TEST_CASE("destroying a manager waits for a change-feed delivery in progress, so
   CHECK(destroyed);
   CHECK_FALSE(late);
 }
+
+TEST_CASE("opening a store whose keyring was deleted fails with corrupt_data under any passphrase, and writes nothing") {
+  auto backend = keyfolio::make_memory_backend();
+  {
+    auto manager = AccountManager::open(backend, passphrase("right passphrase")).value();
+    manager.upsert("binance/main", binance_keys("key-1", "secret-1")).value();
+  }
+  WriteBatch drop;
+  drop.erase("keyfolio", "keyring", 1);
+  REQUIRE(backend->write(drop));
+  const auto before = snapshot(*backend);
+  for (const char* typed : {"right passphrase", "a typo"}) {
+    auto opened = AccountManager::open(backend, passphrase(typed));
+    REQUIRE_FALSE(opened);
+    CHECK(opened.error().code() == errc::corrupt_data);
+    CHECK(same(before, snapshot(*backend)));
+  }
+}

@@ -211,3 +211,28 @@ TEST_CASE("change_key racing another change_key fails with conflict and leaves t
   CHECK(SealedStore::open(shared, raw('c')));
   CHECK_FALSE(SealedStore::open(shared, raw('b')));
 }
+
+TEST_CASE("a store whose keyring is gone but whose records remain is corrupt_data, and no new keyring is written",
+          "[sealed_store]") {
+  auto backend = keyfolio::make_memory_backend();
+  {
+    auto store = SealedStore::open(backend, raw('a')).value();
+    auto batch = store.batch();
+    batch.put(collections::accounts, "binance/main", must_not_exist, canary);
+    batch.put(collections::portfolios, "p1", must_not_exist, canary);
+    REQUIRE(store.commit(batch));
+  }
+  WriteBatch drop;
+  drop.erase(collections::meta, "keyring", 1);
+  REQUIRE(backend->write(drop));
+  const auto before = keyfolio::test::everything(*backend);
+
+  for (char key : {'a', 'b'}) {  // the store's own key, and any other
+    auto opened = SealedStore::open(backend, raw(key));
+    REQUIRE_FALSE(opened);
+    CHECK(opened.error().code() == errc::corrupt_data);
+    CHECK(keyfolio::test::mentions(opened.error().message(), "keyring is missing"));
+    CHECK(keyfolio::test::mentions(opened.error().message(), "2 sealed records"));
+    CHECK(keyfolio::test::same(before, keyfolio::test::everything(*backend)));
+  }
+}
