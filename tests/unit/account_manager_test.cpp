@@ -3,6 +3,7 @@
 #include <keyfolio/portfolio_connector.hpp>
 
 #include "catch.hpp"
+#include "credentials.hpp"
 #include "heard.hpp"
 #include "read_counting.hpp"
 #include "keys.hpp"
@@ -33,12 +34,7 @@ namespace {
 using keyfolio::test::passphrase;
 using keyfolio::test::raw;
 
-Credentials binance_keys(std::string_view key, std::string_view secret) {
-  Credentials c;
-  c.add("apiKey", SecretString(key)).value();
-  c.add("secret", SecretString(secret)).value();
-  return c;
-}
+Credentials binance_keys(std::string_view key, std::string_view secret) { return keyfolio::test::api_keys(key, secret); }
 
 AccountId id(std::string_view text) { return AccountId::parse(text).value(); }
 

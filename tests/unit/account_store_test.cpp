@@ -4,6 +4,7 @@
 #include <keyfolio/exchange_catalog.hpp>
 
 #include "catch.hpp"
+#include "credentials.hpp"
 #include "heard.hpp"
 #include "keys.hpp"
 #include "read_counting.hpp"
@@ -32,12 +33,7 @@ namespace {
 
 using keyfolio::test::raw;
 
-Credentials keys(std::string_view key, std::string_view secret) {
-  Credentials c;
-  c.add("apiKey", SecretString(key)).value();
-  c.add("secret", SecretString(secret)).value();
-  return c;
-}
+Credentials keys(std::string_view key, std::string_view secret) { return keyfolio::test::api_keys(key, secret); }
 
 AccountId id(std::string_view text) { return AccountId::parse(text).value(); }
 

@@ -2,6 +2,7 @@
 #include <keyfolio/backends/sqlite.hpp>
 
 #include "catch.hpp"
+#include "credentials.hpp"
 #include "heard.hpp"
 #include "child_process.hpp"
 #include "temp_dir.hpp"
@@ -72,12 +73,7 @@ unsigned mode_of(const std::filesystem::path& p) {
 
 KeySource raw_key() { return KeySource::raw_key(SecretString(std::string(32, 'k'))); }
 
-Credentials keys(std::string_view key, std::string_view secret) {
-  Credentials c;
-  c.add("apiKey", SecretString(key)).value();
-  c.add("secret", SecretString(secret)).value();
-  return c;
-}
+Credentials keys(std::string_view key, std::string_view secret) { return keyfolio::test::api_keys(key, secret); }
 
 }  // namespace
 
