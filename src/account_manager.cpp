@@ -36,7 +36,8 @@ Result<AccountManager> AccountManager::open(std::shared_ptr<StorageBackend> back
   if (!backend) return Error(errc::invalid_argument, "AccountManager::open: no storage backend");
   if (options.max_retries < 1) return Error(errc::invalid_argument, "AccountManager::open: max_retries must be >= 1");
   const ExchangeCatalog& catalog = options.catalog != nullptr ? *options.catalog : ExchangeCatalog::builtin();
-  auto sealed = detail::SealedStore::open(std::move(backend), key);
+  auto sealed = detail::SealedStore::open(std::move(backend), key,
+                                         {.minimum_generation = options.minimum_generation, .recover = options.recover});
   if (!sealed) return sealed.error();
   auto store = detail::AccountStore::open(std::move(*sealed), catalog, options.max_retries);
   if (!store) return store.error();
@@ -229,6 +230,10 @@ Result<std::size_t> AccountManager::remove_all() {
 Result<void> AccountManager::change_key(const KeySource& new_key) { return store_->sealed().change_key(new_key); }
 
 Result<void> AccountManager::refresh() { return store_->refresh(); }
+
+std::uint64_t AccountManager::generation() const noexcept { return store_->sealed().generation(); }
+
+IntegrityReport AccountManager::integrity() const { return store_->sealed().integrity(); }
 
 Subscription AccountManager::subscribe(std::function<void(const AccountEvent&)> handler) {
   return store_->subscribe(std::move(handler));

@@ -37,6 +37,7 @@
 #include <keyfolio/account.hpp>
 #include <keyfolio/error.hpp>
 #include <keyfolio/exchange_catalog.hpp>
+#include <keyfolio/integrity.hpp>
 #include <keyfolio/export.hpp>
 #include <keyfolio/key_source.hpp>
 #include <keyfolio/storage.hpp>
@@ -75,13 +76,26 @@ class KEYFOLIO_EXPORT AccountManager {
     const ExchangeCatalog* catalog = nullptr;
     // Compare-and-set attempts of one write before it fails with `conflict`.
     int max_retries = 32;
+    // Refuse (`corrupt_data`) a store whose generation() is older than this:
+    // the generation a host kept from an earlier open, somewhere the store's
+    // attacker cannot write, so that the whole store replaced by an older
+    // copy of itself is seen (see keyfolio/integrity.hpp).
+    std::uint64_t minimum_generation = 0;
+    // Open a store that fails its integrity check anyway, so that what
+    // survives can be read and exported; integrity() says what was found.
+    // Damaged records still read as damaged.
+    bool recover = false;
   };
 
   // Opens the store in `backend`, creating it (with a new random data key
   // wrapped by `key`) when the backend holds none. Returns `wrong_key` when
   // `key` does not open an existing store, `corrupt_data` when its keyring is
   // damaged, or missing from a backend that holds records (then nothing is
-  // written), and the backend's error when it fails.
+  // written), or when the store fails its integrity check (a record put back
+  // at an older version, deleted or re-inserted; the message names it) or is
+  // older than Options::minimum_generation, and the backend's error when it
+  // fails. A store written before stores kept an integrity record gets its
+  // first one, made from its records as they are.
   static Result<AccountManager> open(std::shared_ptr<StorageBackend> backend, const KeySource& key,
                                      Options options);
   static Result<AccountManager> open(std::shared_ptr<StorageBackend> backend, const KeySource& key);
@@ -132,8 +146,16 @@ class KEYFOLIO_EXPORT AccountManager {
   // `new_key` opens the store. Records are not re-encrypted.
   Result<void> change_key(const KeySource& new_key);
 
-  // Re-reads every account from the backend.
+  // Re-reads every account from the backend, and checks the whole store
+  // against its integrity record (`corrupt_data` as open() says).
   Result<void> refresh();
+
+  // The store's generation: it grows by one with every write, from any
+  // handle. A host that keeps it elsewhere and opens with
+  // Options::minimum_generation sees the whole store rolled back.
+  std::uint64_t generation() const noexcept;
+  // What the last integrity check (at open, or at refresh()) found.
+  IntegrityReport integrity() const;
 
   Subscription subscribe(std::function<void(const AccountEvent&)> handler);
 

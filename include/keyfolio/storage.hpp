@@ -77,6 +77,12 @@ class KEYFOLIO_EXPORT WriteBatch {
   // (must_not_exist: absent). Produces no change-feed event.
   WriteBatch& expect(std::string_view collection, std::string_view key, std::uint64_t expected_version);
 
+  // Removes the last operation staged, if any: what a layer that appends its
+  // own operation to a caller's batch uses to hand the batch back unchanged.
+  void pop_back() noexcept {
+    if (!operations_.empty()) operations_.pop_back();
+  }
+
   std::span<const Operation> operations() const noexcept { return operations_; }
   bool empty() const noexcept { return operations_.empty(); }
   std::size_t size() const noexcept { return operations_.size(); }

@@ -101,6 +101,7 @@ Error no_account(const AccountId& id) { return Error(errc::not_found, "no accoun
 }  // namespace
 
 Result<std::shared_ptr<const Account>> AccountStore::get(const AccountId& id) {
+  if (sealed_.retired()) return SealedStore::retired_error();
   {
     std::shared_lock lock(cache_mutex_);
     if (auto account = cache_.open_account(id)) return account;

@@ -145,6 +145,7 @@ class AccountStore : public std::enable_shared_from_this<AccountStore> {
   int max_retries() const noexcept { return max_retries_; }
   bool has_change_feed() const noexcept { return feed_active_; }
   SealedStore& sealed() noexcept { return sealed_; }
+  const SealedStore& sealed() const noexcept { return sealed_; }
 
  private:
   struct Opened;

@@ -27,6 +27,12 @@ std::string_view key_of(const std::string& k) { return k; }
 void AccountStore::on_change(const ChangeEvent& event) {
   using Kind = ChangeEvent::Kind;
   const bool accounts = event.collection == collections::accounts;
+  if (event.collection == collections::meta && event.key == SealedStore::keyring_key) {
+    // A changed key (nothing to do) or a rotated data key (this handle
+    // stops serving).
+    sealed_.keyring_changed();
+    return;
+  }
   if (event.kind == Kind::resync && (event.collection.empty() || accounts)) {
     (void)sync_all(false);
   } else if (!accounts) {
@@ -256,8 +262,10 @@ Result<void> AccountStore::sync_all(bool initial) {
   {
     std::lock_guard lock(sync_mutex_);
     ++sync_generation_;
-    auto records = sealed_.scan(collections::accounts);
-    if (!records) return records.error();
+    // The whole store, checked against its integrity record.
+    auto checked = sealed_.read_checked();
+    if (!checked) return checked.error();
+    auto records = &(*checked)[*covered_index(collections::accounts)];
     bool empty = false;
     {
       std::shared_lock shared(cache_mutex_);

@@ -20,6 +20,11 @@ constexpr std::string_view check_label = "keyfolio key check v1";
 constexpr std::string_view kdf_context = "keyfolio";
 constexpr std::uint64_t record_subkey = 1;
 constexpr std::uint64_t fingerprint_subkey = 2;
+constexpr std::uint64_t digest_subkey = 3;
+constexpr std::string_view digest_label = "keyfolio record digest v1";
+// What a keyring that says its store keeps an integrity record adds to the
+// associated data of its wrapped key, and so cannot lose unnoticed.
+constexpr std::string_view integrity_marker = "integrity";
 
 using crypto::AssociatedData;
 using crypto::from_hex;
@@ -40,10 +45,20 @@ AssociatedData record_ad(const std::string& store_id, std::string_view collectio
   return ad;
 }
 
-AssociatedData keyring_ad(std::string_view store_id) {
+AssociatedData keyring_ad(std::string_view store_id, bool integrity) {
   AssociatedData ad(keyring_ad_label);
   ad.bytes(store_id);
+  if (integrity) ad.bytes(integrity_marker);
   return ad;
+}
+
+// The wrapped data key: a nonce, then the key sealed under `kek`.
+std::string wrap(const SecretString& kek, const SecretString& data_key, std::string_view store_id, bool integrity) {
+  std::string wrapped(nonce_size + data_key.size() + crypto::aead_tag_size, '\0');
+  crypto::fill_random(wrapped.data(), nonce_size);
+  crypto::aead_encrypt(kek, std::string_view(wrapped.data(), nonce_size), data_key.reveal(),
+                       keyring_ad(store_id, integrity).view(), wrapped.data() + nonce_size);
+  return wrapped;
 }
 
 // Proof of the key-encryption key that reveals nothing about it.
@@ -80,7 +95,8 @@ Vault::Vault(std::string store_id, SecretString data_key)
     : store_id_(std::move(store_id)),
       data_key_(std::move(data_key)),
       record_key_(crypto::derive_subkey(data_key_, record_subkey, kdf_context)),
-      fingerprint_key_(crypto::derive_subkey(data_key_, fingerprint_subkey, kdf_context)) {}
+      fingerprint_key_(crypto::derive_subkey(data_key_, fingerprint_subkey, kdf_context)),
+      digest_key_(crypto::derive_subkey(data_key_, digest_subkey, kdf_context)) {}
 
 std::string Vault::store_id_hex() const { return to_hex(store_id_); }
 
@@ -162,6 +178,21 @@ Vault::FingerprintBytes Vault::fingerprint_bytes(std::string_view data) const {
   return out;
 }
 
+Vault::Digest Vault::record_digest(std::string_view collection, std::string_view key, std::uint64_t version,
+                                   std::string_view sealed) const {
+  // The nonce and the tag pin the ciphertext: no other ciphertext opens
+  // with both. A malformed record is pinned by all of its bytes.
+  const auto l = layout_of(sealed);
+  const std::string_view pin =
+      l ? std::string_view(l->nonce.data(), nonce_size) : sealed;
+  const std::string_view tag = l ? sealed.substr(sealed.size() - crypto::aead_tag_size) : std::string_view();
+  AssociatedData message(digest_label, collection.size() + key.size() + pin.size() + tag.size() + 32);
+  message.sized(collection).sized(key).u64(version).u64(sealed.size()).sized(pin).sized(tag);
+  Digest out{};
+  crypto::keyed_hash(digest_key_, message.view(), reinterpret_cast<char*>(out.data()), out.size());
+  return out;
+}
+
 std::string Vault::fingerprint(std::string_view data) const {
   const auto raw = fingerprint_bytes(data);
   return to_hex({raw.data(), raw.size()});
@@ -185,12 +216,8 @@ Result<std::string> Vault::keyring_record(const KeySource& source) const {
   if (!key) return key.error();
   kek["check"] = to_hex(key_check(*key, store_id_));
   record["kek"] = std::move(kek);
-
-  std::string wrapped(nonce_size + data_key_.size() + crypto::aead_tag_size, '\0');
-  crypto::fill_random(wrapped.data(), nonce_size);
-  crypto::aead_encrypt(*key, std::string_view(wrapped.data(), nonce_size), data_key_.reveal(),
-                       keyring_ad(store_id_).view(), wrapped.data() + nonce_size);
-  record["wrapped_key"] = to_hex(wrapped);
+  record["integrity"] = 1;
+  record["wrapped_key"] = to_hex(wrap(*key, data_key_, store_id_, true));
   return boost::json::serialize(record);
 }
 
@@ -245,7 +272,14 @@ Result<PassphraseParameters> passphrase_parameters(const boost::json::object& ke
 
 }  // namespace
 
-Result<Vault> Vault::open_keyring(std::string_view text, const KeySource& source) {
+std::optional<std::string> Vault::keyring_store_id(std::string_view text) {
+  boost::system::error_code ec;
+  const auto document = boost::json::parse(text, ec);
+  if (ec || !document.is_object()) return std::nullopt;
+  return string_at(document.get_object(), "store_id");
+}
+
+Result<Vault::Opened> Vault::open_keyring(std::string_view text, const KeySource& source) {
   boost::system::error_code ec;
   const auto document = boost::json::parse(text, ec);
   if (ec) return damaged("not JSON (" + ec.message() + ")");
@@ -283,15 +317,29 @@ Result<Vault> Vault::open_keyring(std::string_view text, const KeySource& source
     return Error(errc::wrong_key, "the " + source.describe() + " does not open this store");
   }
 
+  // Absent in a keyring written before stores kept an integrity record;
+  // removing it from a newer one makes its wrapped key fail to open.
+  const auto* integrity = record->if_contains("integrity");
+  if (integrity != nullptr && !(integrity->is_int64() && integrity->get_int64() == 1)) {
+    return damaged("bad integrity marker");
+  }
+  const bool legacy = integrity == nullptr;
   const auto wrapped_hex = string_at(*record, "wrapped_key");
   const auto wrapped = wrapped_hex ? from_hex(*wrapped_hex) : std::nullopt;
   constexpr std::size_t wrapped_size = nonce_size + crypto::aead_key_size + crypto::aead_tag_size;
   if (!wrapped || wrapped->size() != wrapped_size) return damaged("bad wrapped key");
   const std::string_view w(*wrapped);
   auto data_key = crypto::aead_decrypt(*key, w.substr(0, nonce_size), w.substr(nonce_size),
-                                       keyring_ad(*store_id).view());
+                                       keyring_ad(*store_id, !legacy).view());
   if (!data_key) return damaged("the wrapped data key does not authenticate");
-  return Vault(*store_id, SecretString(data_key->view()));
+  Opened opened{Vault(*store_id, SecretString(data_key->view())), legacy, {}};
+  if (legacy) {
+    boost::json::object upgraded = *record;
+    upgraded["integrity"] = 1;
+    upgraded["wrapped_key"] = to_hex(wrap(*key, opened.vault.data_key_, *store_id, true));
+    opened.upgraded = boost::json::serialize(upgraded);
+  }
+  return opened;
 }
 
 }  // namespace keyfolio::detail

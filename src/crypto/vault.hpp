@@ -57,18 +57,43 @@ class Vault {
   FingerprintBytes fingerprint_bytes(std::string_view data) const;
   std::string fingerprint(std::string_view data) const;
 
+  // The keyed digest of a stored record's identity: its collection, key and
+  // version, and its nonce and authentication tag, which pin its exact
+  // ciphertext. What the store's integrity record adds up.
+  static constexpr std::size_t digest_size = 32;
+  using Digest = std::array<unsigned char, digest_size>;
+  Digest record_digest(std::string_view collection, std::string_view key, std::uint64_t version,
+                       std::string_view sealed) const;
+
   // The keyring record: the data key wrapped by `source`'s key. `cost`
-  // applies to passphrases.
+  // applies to passphrases. It says that the store keeps an integrity
+  // record, in a way that cannot be removed without the key.
   Result<std::string> keyring_record(const KeySource& source) const;
+
+  // An opened keyring. A keyring written before stores kept an integrity
+  // record is `legacy`; `upgraded` is then the same keyring (same key, same
+  // salt and cost) saying that the store keeps one, to be written together
+  // with the store's first integrity record.
+  struct Opened;
   // Unwraps a keyring record: `wrong_key` when `source` is not the key that
   // wrapped it, `corrupt_data` when the record is damaged.
-  static Result<Vault> open_keyring(std::string_view record, const KeySource& source);
+  static Result<Opened> open_keyring(std::string_view record, const KeySource& source);
+  // The store id a keyring record names (hex), read without any key;
+  // nullopt when it names none.
+  static std::optional<std::string> keyring_store_id(std::string_view record);
 
  private:
   std::string store_id_;
   SecretString data_key_;
   SecretString record_key_;
   SecretString fingerprint_key_;
+  SecretString digest_key_;
+};
+
+struct Vault::Opened {
+  Vault vault;
+  bool legacy = false;
+  std::string upgraded;  // when legacy
 };
 
 }  // namespace keyfolio::detail

@@ -82,7 +82,7 @@ class PortfolioStore {
   }
 
   SealedStore::Batch batch() const { return sealed_->batch(); }
-  Result<void> commit(const SealedStore::Batch& batch) const { return sealed_->commit(batch); }
+  Result<void> commit(SealedStore::Batch& batch) const { return sealed_->commit(batch); }
 
  private:
   Result<std::string> open_text(std::string_view collection, const Record& record, std::string_view what) const;

@@ -14,10 +14,16 @@
 // with the means to open them, so that a cache can keep records sealed until
 // they are needed.
 //
+// Every commit also rewrites the store's integrity record (the manifest, see
+// manifest.hpp) in the same atomic write, and read_checked() checks a
+// reading of the whole store against it: rollback, deletion and resurrection
+// of single records are corrupt_data.
+//
 // Safe for concurrent use; a Batch is used by one thread at a time.
 #pragma once
 
 #include <keyfolio/error.hpp>
+#include <keyfolio/integrity.hpp>
 #include <keyfolio/key_source.hpp>
 #include <keyfolio/storage.hpp>
 #include <keyfolio/subscription.hpp>
@@ -25,9 +31,14 @@
 #include "crypto/vault.hpp"
 #include "detail/inline_bytes.hpp"
 #include "memory/secure_arena.hpp"
+#include "storage/manifest.hpp"
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,17 +66,29 @@ class NonceTag : public InlineBytes<16> {
   explicit NonceTag(std::string_view bytes) : InlineBytes(bytes) {}
 };
 
+struct SealedStoreOptions {
+  // Refuse (corrupt_data) a store whose generation is older than this.
+  std::uint64_t minimum_generation = 0;
+  // Open a store that fails its integrity check anyway, keeping what was
+  // found in integrity(), so that what survives can be exported.
+  bool recover = false;
+};
+
 class SealedStore {
  public:
-  // Opens the store `backend` holds, creating it (a new random data key
-  // wrapped by `key`) when it holds none. `wrong_key` when `key` does not
-  // open it, `corrupt_data` for a damaged keyring or one missing from a store
-  // that holds records, `conflict` when another writer kept creating it at
-  // the same moment, the backend's errors.
-  static Result<SealedStore> open(std::shared_ptr<StorageBackend> backend, const KeySource& key);
+  using Options = SealedStoreOptions;
 
-  SealedStore(std::shared_ptr<StorageBackend> backend, Vault vault);
-  // Movable while no Batch of it exists (a Batch points at its vault).
+  // Opens the store `backend` holds, creating it (a new random data key
+  // wrapped by `key`, and an empty integrity record) when it holds none.
+  // A store from before integrity records gets its first one, made from the
+  // records as they are. `wrong_key` when `key` does not open it,
+  // `corrupt_data` for a damaged keyring or one missing from a store that
+  // holds records, `conflict` when another writer kept creating it at the
+  // same moment, the backend's errors.
+  static Result<SealedStore> open(std::shared_ptr<StorageBackend> backend, const KeySource& key,
+                                  Options options = {});
+
+  SealedStore(std::shared_ptr<StorageBackend> backend, Vault vault, Options options = {});
   SealedStore(SealedStore&&) noexcept = default;
   SealedStore& operator=(SealedStore&&) = delete;
   SealedStore(const SealedStore&) = delete;
@@ -74,7 +97,7 @@ class SealedStore {
   // Writes staged for one commit, sealed as they are staged.
   class Batch {
    public:
-    explicit Batch(const Vault& vault) : vault_(&vault) {}
+    explicit Batch(std::shared_ptr<const Vault> vault) : vault_(std::move(vault)) {}
 
     // Seals `plaintext` (with the clear `header`, at most 255 bytes, that a
     // reader may see before opening it) as `key` at `expected_version` + 1,
@@ -87,23 +110,38 @@ class SealedStore {
 
     bool empty() const noexcept { return write_.empty(); }
     std::size_t size() const noexcept { return write_.size(); }
-    // What commit() hands the backend: ciphertext only.
+    // What commit() hands the backend, its integrity record aside:
+    // ciphertext only.
     const WriteBatch& sealed() const noexcept { return write_; }
 
    private:
-    const Vault* vault_;
+    friend class SealedStore;
+    std::shared_ptr<const Vault> vault_;
     WriteBatch write_;
   };
 
-  Batch batch() const { return Batch(vault_); }
+  Batch batch() const { return Batch(vault()); }
 
-  // Writes `batch` in one atomic write: all of it or, on any error, none.
-  // `conflict` when an expectation fails (another writer came first).
-  Result<void> commit(const Batch& batch);
+  // Writes `batch`, and the integrity record updated for it, in one atomic
+  // write: all of it or, on any error, none. `conflict` when an expectation
+  // fails (another writer came first) or the batch was sealed under a data
+  // key that has since been rotated. The batch is unchanged afterwards.
+  Result<void> commit(Batch& batch);
 
-  // Records as stored (sealed), from the backend.
+  // Records as stored (sealed), from the backend, unchecked.
   Result<std::optional<Record>> get(std::string_view collection, std::string_view key) const;
   Result<std::vector<Record>> scan(std::string_view collection, std::string_view prefix = {}) const;
+
+  // One consistent reading of every collection, checked against the
+  // integrity record: `corrupt_data` naming what differs (unless opened to
+  // recover; integrity() holds what was found either way), `wrong_key` when
+  // the store's data key was rotated by another handle since this one
+  // opened, `unavailable` when writers kept changing the store throughout.
+  Result<CollectionRecords> read_checked() const;
+  // What the last check found.
+  IntegrityReport integrity() const;
+  // The newest generation this handle has seen.
+  std::uint64_t generation() const noexcept { return state_->generation.load(std::memory_order_acquire); }
 
   // The plaintext of a record read from `collection` under `key` at
   // `version`, in secure memory; nullopt when it does not authenticate there
@@ -119,7 +157,7 @@ class SealedStore {
 
   // A keyed, non-reversible fingerprint of `data`, the same for every
   // handle on this store.
-  Vault::FingerprintBytes fingerprint(std::string_view data) const { return vault_.fingerprint_bytes(data); }
+  Vault::FingerprintBytes fingerprint(std::string_view data) const { return vault()->fingerprint_bytes(data); }
 
   // Changes committed to the backend by any handle, process or host.
   Result<Subscription> subscribe(ChangeHandler handler) const;
@@ -128,12 +166,60 @@ class SealedStore {
   // when the key was changed concurrently; nothing changes then.
   Result<void> change_key(const KeySource& new_key);
 
+  // Looks at the stored keyring after it changed: when another handle has
+  // rotated the data key, this handle stops serving (`retired()`), and every
+  // later read or write through it is `wrong_key`.
+  void keyring_changed() const;
+  bool retired() const noexcept { return state_->retired.load(std::memory_order_acquire); }
+  // The error of a retired handle.
+  static Error retired_error();
+
+  static constexpr std::string_view keyring_key = "keyring";
+  static constexpr std::string_view manifest_key = "manifest";
+
  private:
-  // Every write of every collection, the keyring's included, passes here.
-  Result<void> write(const WriteBatch& batch);
+  struct State {
+    mutable std::shared_mutex vault_mutex;
+    std::mutex write_mutex;
+    // The integrity record as last written or read by this handle, and its
+    // version; under write_mutex.
+    std::optional<Manifest> manifest;
+    std::uint64_t manifest_version = 0;
+    std::atomic<std::uint64_t> generation{0};
+    std::atomic<bool> retired{false};
+    mutable std::mutex report_mutex;
+    IntegrityReport report;
+  };
+
+  std::shared_ptr<const Vault> vault() const {
+    std::shared_lock lock(state_->vault_mutex);
+    return vault_;
+  }
+  // Every write of every collection, the keyring's included, passes here:
+  // `batch` and the integrity record updated for it (or `replacement`, made
+  // from scratch), in one write. `batch` is handed back unchanged.
+  Result<void> write(WriteBatch& batch, const Vault& vault, const Manifest* replacement = nullptr);
+  // Reads the integrity record into state_ (under write_mutex).
+  Result<void> load_manifest(const Vault& vault);
+  // The integrity record `record` holds: `corrupt_data` when it does not
+  // open, `wrong_key` (and this handle retired) when the data key was
+  // rotated.
+  Result<Manifest> open_manifest(const Record& record, const Vault& vault) const;
+  // The integrity record updated for `batch` on top of `base`; `conflict`
+  // when the batch expects a version the store does not hold.
+  Result<Manifest> apply(const Manifest& base, const WriteBatch& batch, const Vault& vault);
+  // The integrity record of `records`, as the store holds them.
+  static Manifest tally(const CollectionRecords& records, const Vault& vault, std::uint64_t generation);
+  // Every covered collection, unchecked.
+  Result<CollectionRecords> read_all() const;
+  Result<void> upgrade(std::uint64_t keyring_version, std::string keyring);
+  Result<void> create(std::string keyring);
+  void saw_generation(std::uint64_t generation) const noexcept;
 
   std::shared_ptr<StorageBackend> backend_;
-  Vault vault_;
+  std::shared_ptr<const Vault> vault_;  // under state_->vault_mutex
+  Options options_;
+  std::unique_ptr<State> state_ = std::make_unique<State>();
 };
 
 }  // namespace keyfolio::detail

@@ -65,6 +65,21 @@ class TamperingBackend : public keyfolio::StorageBackendWrapper {
   }
 };
 
+// Opening to recover: past the store-wide integrity check, so that what is
+// left to see is each record's own authentication.
+AccountManager::Options recovering() {
+  AccountManager::Options options;
+  options.recover = true;
+  return options;
+}
+
+// That a plain open refuses the store, naming `what`.
+void check_refused(const keyfolio::Result<AccountManager>& opened, std::string_view what) {
+  REQUIRE_FALSE(opened);
+  CHECK(opened.error().code() == errc::corrupt_data);
+  CHECK(mentions(opened.error().message(), what));
+}
+
 }  // namespace
 
 TEST_CASE("a store is created on first open and reopened with the same passphrase") {
@@ -329,21 +344,33 @@ TEST_CASE("flipping any single byte of a stored record makes get fail with corru
   auto memory = keyfolio::make_memory_backend();
   AccountManager::open(memory, raw('x')).value().upsert("BINANCE/main", binance_keys("key", "secret")).value();
   const auto size = memory->get("accounts", "binance/main").value()->value.size();
+  std::size_t refused_at_open = 0;
   for (std::size_t i = 0; i < size; ++i) {
     INFO("byte " << i);
     auto tampering = std::make_shared<TamperingBackend>(memory);
     tampering->tamper = [i](keyfolio::Record& r) { r.value[i] = static_cast<char>(r.value[i] ^ 0x01); };
-    auto m = AccountManager::open(tampering, raw('x')).value();
+    // The store's integrity record pins each record's format, nonce and
+    // tag: a change to those is seen at open, naming the record.
+    if (auto plain = AccountManager::open(tampering, raw('x')); !plain) {
+      check_refused(plain, "accounts \"binance/main\"");
+      ++refused_at_open;
+    } else {
+      CHECK(plain->get(id("binance/main")).error().code() == errc::corrupt_data);
+    }
+    // Past that check, the record does not authenticate either.
+    auto m = AccountManager::open(tampering, raw('x'), recovering()).value();
     auto got = m.get(id("binance/main"));
     REQUIRE_FALSE(got.has_value());
     CHECK(got.error().code() == errc::corrupt_data);
     CHECK(mentions(got.error().message(), "account \"binance/main\""));
     CHECK(m.list().at(0).corrupt);
   }
+  CHECK(refused_at_open >= 3 + 24 + 16);  // the format, the nonce, the tag
   // A truncated record too.
   auto truncating = std::make_shared<TamperingBackend>(memory);
   truncating->tamper = [](keyfolio::Record& r) { r.value.resize(r.value.size() / 2); };
-  CHECK(AccountManager::open(truncating, raw('x')).value().get(id("binance/main")).error().code() ==
+  check_refused(AccountManager::open(truncating, raw('x')), "accounts \"binance/main\"");
+  CHECK(AccountManager::open(truncating, raw('x'), recovering()).value().get(id("binance/main")).error().code() ==
         errc::corrupt_data);
 }
 
@@ -357,7 +384,8 @@ TEST_CASE("a record copied over another account's is detected") {
   copying->tamper = [a](keyfolio::Record& r) {
     if (r.key == "binance/b") r.value = a.value;
   };
-  auto reopened = AccountManager::open(copying, raw('x')).value();
+  check_refused(AccountManager::open(copying, raw('x')), "accounts \"binance/b\"");
+  auto reopened = AccountManager::open(copying, raw('x'), recovering()).value();
   CHECK(reopened.get(id("binance/a")).has_value());
   CHECK(reopened.get(id("binance/b")).error().code() == errc::corrupt_data);
   // Upserting over a corrupt record is refused rather than hiding the damage.
@@ -402,7 +430,9 @@ TEST_CASE("an old version of a record written back under a newer version is dete
   memory->write(WriteBatch().put("accounts", "binance/a", v1.value, 2)).value();
   // The change feed re-read the record: this manager sees the rollback too.
   CHECK(m.get(id("binance/a")).error().code() == errc::corrupt_data);
-  CHECK(AccountManager::open(memory, raw('x')).value().get(id("binance/a")).error().code() == errc::corrupt_data);
+  check_refused(AccountManager::open(memory, raw('x')), "accounts \"binance/a\"");
+  CHECK(AccountManager::open(memory, raw('x'), recovering()).value().get(id("binance/a")).error().code() ==
+        errc::corrupt_data);
 }
 
 TEST_CASE("a record from another store does not open") {
@@ -839,8 +869,9 @@ TEST_CASE("a store opens without decrypting: each account is decrypted on its fi
   write.put("accounts", "binance/Acct7", tampered, record.version);
   backend->write(write).value();
 
+  check_refused(AccountManager::open(backend, raw('x')), "accounts \"binance/Acct7\"");
   const auto before = keyfolio::secure_memory_stats();
-  auto m = AccountManager::open(backend, raw('x')).value();
+  auto m = AccountManager::open(backend, raw('x'), recovering()).value();
   CHECK(m.size() == 100);
   const auto after_open = keyfolio::secure_memory_stats();
   CHECK(after_open.live_secrets < before.live_secrets + 10);  // the store's keys only: 200 secrets stay sealed
@@ -876,7 +907,8 @@ TEST_CASE("a record whose clear header was changed does not open, and keeps its 
   WriteBatch write;
   write.put("accounts", "binance/main", changed, record.version);
   backend->write(write).value();
-  auto m = AccountManager::open(backend, raw('x')).value();
+  check_refused(AccountManager::open(backend, raw('x')), "accounts \"binance/main\"");
+  auto m = AccountManager::open(backend, raw('x'), recovering()).value();
   REQUIRE(m.size() == 1);
   CHECK(m.get("BINANCE/main").error().code() == errc::corrupt_data);
   CHECK(m.list()[0].corrupt);
@@ -919,7 +951,8 @@ TEST_CASE("a planted record that copies an account's clear fingerprint is never 
   planted.spelling = "BINANCE/aaa";
   put_raw(*backend, "binance/aaa", record_of(planted));
 
-  auto m = AccountManager::open(backend, raw('x')).value();
+  check_refused(AccountManager::open(backend, raw('x')), "unexpected");
+  auto m = AccountManager::open(backend, raw('x'), recovering()).value();
   keyfolio::PortfolioConnector connector(m);
   auto linked = connector.connect({"binance", binance_keys("the-api-key", "s"), ""}).value();
   CHECK(linked.account.spelling() == "BINANCE/main");
@@ -934,7 +967,8 @@ TEST_CASE("a stray record under a non-canonical key does not hide the account st
   }
   // "BINANCE/main" sorts before "binance/main" in a scan.
   put_raw(*backend, "BINANCE/main", backend->get("accounts", "binance/main").value().value().value);
-  auto m = AccountManager::open(backend, raw('x')).value();
+  check_refused(AccountManager::open(backend, raw('x')), "unexpected");
+  auto m = AccountManager::open(backend, raw('x'), recovering()).value();
   CHECK(m.size() == 1);
   CHECK(keyfolio::test::reveals(*m.get("binance:main").value()->credentials.find("apiKey"), "k"));
 }

@@ -37,8 +37,9 @@ Credentials keys(std::string_view key, std::string_view secret) { return keyfoli
 
 AccountId id(std::string_view text) { return AccountId::parse(text).value(); }
 
-std::shared_ptr<AccountStore> open_store(std::shared_ptr<StorageBackend> backend) {
-  return AccountStore::open(SealedStore::open(std::move(backend), raw('a')).value(), ExchangeCatalog::builtin(), 32)
+std::shared_ptr<AccountStore> open_store(std::shared_ptr<StorageBackend> backend, SealedStore::Options options = {}) {
+  return AccountStore::open(SealedStore::open(std::move(backend), raw('a'), options).value(), ExchangeCatalog::builtin(),
+                            32)
       .value();
 }
 
@@ -139,7 +140,12 @@ TEST_CASE("accounts load sealed: a record that does not authenticate is found on
   reinsert.put(collections::accounts, record.key, record.value, must_not_exist);
   REQUIRE(backend->write(reinsert));
 
-  auto store = open_store(backend);
+  // The store-wide check sees the record is not the one written; opened to
+  // recover, the record's own authentication is what is left.
+  auto refused = AccountStore::open(SealedStore::open(backend, raw('a')).value(), ExchangeCatalog::builtin(), 32);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code() == errc::corrupt_data);
+  auto store = open_store(backend, {.recover = true});
   CHECK(store->size() == 2);  // opening did not decrypt it
   auto got = store->get(id("binance/main"));
   REQUIRE_FALSE(got);

@@ -285,18 +285,18 @@ class RecordingBackend : public keyfolio::StorageBackendWrapper {
 
 }  // namespace
 
-TEST_CASE("connect writes the account, the portfolio and its index entry in a single batch") {
+TEST_CASE("connect writes the account, the portfolio, its index entry and the store's integrity record in a single batch") {
   auto recording = std::make_shared<RecordingBackend>(keyfolio::make_memory_backend());
   auto accounts = AccountManager::open(recording, raw('k')).value();
   PortfolioConnector connector(accounts);
   recording->batches.clear();
   connector.connect(binance("k", "s")).value();
   REQUIRE(recording->batches.size() == 1);
-  CHECK(recording->batches[0] == std::set<std::string>{"accounts", "portfolio_index", "portfolios"});
+  CHECK(recording->batches[0] == std::set<std::string>{"accounts", "keyfolio", "portfolio_index", "portfolios"});
   recording->batches.clear();
   connector.connect(binance("k", "s2")).value();  // a rotated secret: the account and its portfolio together
   REQUIRE(recording->batches.size() == 1);
-  CHECK(recording->batches[0] == std::set<std::string>{"accounts", "portfolios"});
+  CHECK(recording->batches[0] == std::set<std::string>{"accounts", "keyfolio", "portfolios"});
 }
 
 TEST_CASE("the account and the portfolio are written in one batch: a failed write leaves neither") {

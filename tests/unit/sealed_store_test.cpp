@@ -53,13 +53,16 @@ bool holds_bytes(StorageBackend& backend, std::string_view bytes) {
 
 }  // namespace
 
-TEST_CASE("a sealed store created on an empty backend stores only its keyring, and reopens with its key",
+TEST_CASE("a sealed store created on an empty backend stores only its keyring and its integrity record, and reopens "
+          "with its key",
           "[sealed_store]") {
   auto backend = keyfolio::make_memory_backend();
   auto store = SealedStore::open(backend, raw('a')).value();
   const auto all = keyfolio::test::everything(*backend);
-  REQUIRE(all.size() == 1);
+  REQUIRE(all.size() == 2);
   CHECK(all[0].key == "keyring");
+  CHECK(all[1].key == "manifest");
+  CHECK(store.generation() == 1);
 
   auto batch = store.batch();
   batch.put(collections::portfolios, "p1", must_not_exist, canary);
