@@ -63,6 +63,12 @@ struct AccountUpdate {
   Credentials credentials{};
 };
 
+// What rotate_data_key() did.
+struct RotationResult {
+  std::size_t resealed = 0;  // records re-sealed under the new data key
+  std::size_t dropped = 0;   // records left behind: opened to recover, those that did not authenticate
+};
+
 struct UpsertResult {
   bool created = false;  // false: an existing account was replaced
   std::uint64_t version = 0;
@@ -83,7 +89,9 @@ class KEYFOLIO_EXPORT AccountManager {
     std::uint64_t minimum_generation = 0;
     // Open a store that fails its integrity check anyway, so that what
     // survives can be read and exported; integrity() says what was found.
-    // Damaged records still read as damaged.
+    // Damaged records still read as damaged. Writes go on to keep the
+    // integrity record as it was (a store whose integrity record itself is
+    // lost takes none); rotate_data_key() seals what survives anew.
     bool recover = false;
   };
 
@@ -145,6 +153,29 @@ class KEYFOLIO_EXPORT AccountManager {
   // Re-wraps the data key with `new_key` in one atomic write; afterwards only
   // `new_key` opens the store. Records are not re-encrypted.
   Result<void> change_key(const KeySource& new_key);
+
+  // Replaces the store's data key: a new random data key and store id,
+  // wrapped by `key` (the store's key, or a new one, as change_key takes),
+  // every record of every collection re-sealed under it (account
+  // fingerprints and the portfolio index re-keyed too), and the integrity
+  // record begun anew, all in one atomic write. A crash at any moment leaves
+  // the store as it was or wholly rotated; either opens with its own key.
+  // Afterwards a copy of the old keyring (a backup, a snapshot) and the old
+  // key open no current record.
+  //
+  // The store is checked first (`corrupt_data` as open() says). A store
+  // opened with Options::recover is rotated without the records that do
+  // not authenticate (counted in `dropped`): how a damaged store is sealed
+  // anew. `conflict` when another handle kept writing meanwhile; nothing
+  // changed then.
+  //
+  // This manager follows the rotation. Every other manager on the store
+  // fails closed from the moment it learns of it (through the change feed,
+  // or at its next refresh() or write): `wrong_key` ("the store's data key
+  // was rotated by another handle; open the store again") from every read
+  // of credentials and every write, never a credential sealed under the old
+  // key. `progress` is called as for a large upsert, with records counted.
+  Result<RotationResult> rotate_data_key(const KeySource& key, const Progress& progress = {});
 
   // Re-reads every account from the backend, and checks the whole store
   // against its integrity record (`corrupt_data` as open() says).

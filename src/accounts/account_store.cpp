@@ -146,7 +146,12 @@ std::size_t AccountStore::size() const {
 }
 
 Fingerprint AccountStore::fingerprint(const AccountId& id, const Credentials& credentials) const {
-  const ExchangeInfo* info = catalog_->find(id.exchange());
+  return fingerprint_under(*sealed_.vault_now(), *catalog_, id, credentials);
+}
+
+Fingerprint fingerprint_under(const Vault& vault, const ExchangeCatalog& catalog, const AccountId& id,
+                              const Credentials& credentials) {
+  const ExchangeInfo* info = catalog.find(id.exchange());
   if (info == nullptr) return {};
   const auto field = info->identifying_field();
   const SecretString* value = field.empty() ? nullptr : credentials.find(field);
@@ -157,7 +162,7 @@ Fingerprint AccountStore::fingerprint(const AccountId& id, const Credentials& cr
   std::memcpy(message.data(), exchange.data(), exchange.size());
   message.data()[exchange.size()] = '\0';
   std::memcpy(message.data() + exchange.size() + 1, value->reveal().data(), value->size());
-  return Fingerprint(sealed_.fingerprint(message.view()));
+  return Fingerprint(vault.fingerprint_bytes(message.view()));
 }
 
 std::optional<AccountId> AccountStore::find_by_fingerprint(const Fingerprint& wanted) {

@@ -61,6 +61,12 @@ struct StoredAccount {
   std::optional<Account> account;
 };
 
+// The fingerprint of the account `id` would be with `credentials` under
+// `vault`'s key (empty when its exchange has no identifying field, or it is
+// missing).
+Fingerprint fingerprint_under(const Vault& vault, const ExchangeCatalog& catalog, const AccountId& id,
+                              const Credentials& credentials);
+
 class AccountStore : public std::enable_shared_from_this<AccountStore> {
  public:
   // Opens over `sealed`: subscribes to its change feed when the backend has

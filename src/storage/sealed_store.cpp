@@ -2,6 +2,7 @@
 
 #include "detail/text.hpp"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 
@@ -339,36 +340,43 @@ Result<CollectionRecords> SealedStore::read_checked() const {
     const auto version_of = [](const std::optional<Record>& r) { return r ? r->version : 0; };
     if (version_of(*before) != version_of(*after)) continue;
 
-    IntegrityReport report;
-    using Kind = IntegrityFinding::Kind;
-    if (!*before) {
-      report.findings.push_back({Kind::manifest_damaged, {}, {}, "the store's integrity record is missing"});
-    } else {
-      auto manifest = open_manifest(**before, *v);
-      if (!manifest) {
-        if (manifest.error().code() != errc::corrupt_data) return manifest.error();
-        report.findings.push_back({Kind::manifest_damaged, {}, {}, manifest.error().message()});
-      } else {
-        report.generation = manifest->generation;
-        saw_generation(manifest->generation);
-        report.findings = compare(*manifest, *records, *v);
-      }
-    }
-    if (options_.minimum_generation > report.generation) {
-      report.findings.push_back(
-          {Kind::rolled_back, {}, {},
-           "the store is at generation " + std::to_string(report.generation) + ", older than the generation " +
-               std::to_string(options_.minimum_generation) + " required (an older copy of the whole store?)"});
-    }
+    auto report = check(*before, *records, *v);
+    if (!report) return report.error();
     {
       std::lock_guard lock(state_->report_mutex);
-      state_->report = report;
+      state_->report = *report;
     }
-    if (!report.intact() && !options_.recover) return Error(errc::corrupt_data, describe_findings(report));
+    if (!report->intact() && !options_.recover) return Error(errc::corrupt_data, describe_findings(*report));
     return std::move(*records);
   }
   return Error(errc::unavailable, "the store kept changing while it was read (" + std::to_string(read_attempts) +
                                       " attempts); try again");
+}
+
+Result<IntegrityReport> SealedStore::check(const std::optional<Record>& stored, const CollectionRecords& records,
+                                           const Vault& vault) const {
+  IntegrityReport report;
+  using Kind = IntegrityFinding::Kind;
+  if (!stored) {
+    report.findings.push_back({Kind::manifest_damaged, {}, {}, "the store's integrity record is missing"});
+  } else {
+    auto manifest = open_manifest(*stored, vault);
+    if (!manifest) {
+      if (manifest.error().code() != errc::corrupt_data) return manifest.error();
+      report.findings.push_back({Kind::manifest_damaged, {}, {}, manifest.error().message()});
+    } else {
+      report.generation = manifest->generation;
+      saw_generation(manifest->generation);
+      report.findings = compare(*manifest, records, vault);
+    }
+  }
+  if (options_.minimum_generation > report.generation) {
+    report.findings.push_back(
+        {Kind::rolled_back, {}, {},
+         "the store is at generation " + std::to_string(report.generation) + ", older than the generation " +
+             std::to_string(options_.minimum_generation) + " required (an older copy of the whole store?)"});
+  }
+  return report;
 }
 
 IntegrityReport SealedStore::integrity() const {
@@ -419,7 +427,124 @@ void SealedStore::keyring_changed() const {
   auto keyring = backend_->get(collections::meta, keyring_key);
   if (!keyring || !*keyring) return;  // read again at the next reload
   const auto id = Vault::keyring_store_id((**keyring).value);
-  if (id && *id != vault()->store_id_hex()) state_->retired.store(true, std::memory_order_release);
+  if (!id || *id == vault()->store_id_hex()) return;
+  {
+    std::lock_guard lock(state_->rotation_mutex);
+    if (*id == state_->rotating_to) return;  // this handle's own rotation
+  }
+  state_->retired.store(true, std::memory_order_release);
+}
+
+Result<SealedStore::Rotated> SealedStore::rotate(const KeySource& key, const Resealer& reseal,
+                                                 const RotationProgress& progress) {
+  std::lock_guard lock(state_->write_mutex);
+  if (retired()) return retired_error();
+  const auto old = vault();
+
+  // One consistent reading of the store, checked.
+  auto keyring = backend_->get(collections::meta, keyring_key);
+  if (!keyring) return keyring.error();
+  if (!*keyring) return Error(errc::corrupt_data, "the store's keyring record is missing");
+  auto manifest = backend_->get(collections::meta, manifest_key);
+  if (!manifest) return manifest.error();
+  auto records = read_all();
+  if (!records) return records.error();
+  auto again = backend_->get(collections::meta, manifest_key);
+  if (!again) return again.error();
+  const auto version_of = [](const std::optional<Record>& r) { return r ? r->version : 0; };
+  const std::uint64_t manifest_version = version_of(*manifest);
+  if (version_of(*again) != manifest_version) {
+    return Error(errc::conflict, "the store changed while it was read for the rotation; nothing was changed");
+  }
+  auto report = check(*manifest, *records, *old);
+  if (!report) return report.error();
+  if (!report->intact() && !options_.recover) return Error(errc::corrupt_data, describe_findings(*report));
+
+  Vault fresh = Vault::generate();
+  auto ring = fresh.keyring_record(key);
+  if (!ring) return ring.error();
+
+  Manifest next;
+  next.generation = std::max(report->generation, generation()) + 1;
+  WriteBatch batch;
+  Rotated rotated;
+  std::size_t total = 0;
+  for (const auto& collection : *records) total += collection.size();
+  std::size_t done = 0;
+  constexpr std::size_t progress_every = 4096;
+  for (std::size_t c = 0; c < covered_collections; ++c) {
+    const std::string_view name = covered_name(c);
+    // Records that move to another key go in after every erase of the
+    // collection, so that no new key meets an old one.
+    std::vector<std::pair<std::string, std::string>> moved;
+    for (const Record& record : (*records)[c]) {
+      if (progress && ++done % progress_every == 0) progress(done, total);
+      auto plain = old->open(name, record.key, record.version, record.value);
+      if (!plain) {
+        if (!options_.recover) {
+          return Error(errc::corrupt_data, "the stored record " + std::string(name) + " " + quote(record.key) +
+                                               " does not authenticate; nothing was changed (open the store to "
+                                               "recover to rotate without what does not authenticate)");
+        }
+        batch.erase(name, record.key, record.version);
+        ++rotated.dropped;
+        continue;
+      }
+      auto out = reseal(c, record, std::move(*plain), fresh);
+      if (!out) return out.error();
+      if (!*out) {
+        batch.erase(name, record.key, record.version);
+        ++rotated.dropped;
+        continue;
+      }
+      Resealed& r = **out;
+      ++rotated.resealed;
+      if (r.key == record.key) {
+        std::string sealed = fresh.seal(name, r.key, record.version + 1, r.plaintext.view(), r.header);
+        next.tallies[c].add(fresh.record_digest(name, r.key, record.version + 1, sealed));
+        batch.put(name, r.key, std::move(sealed), record.version);
+      } else {
+        batch.erase(name, record.key, record.version);
+        std::string sealed = fresh.seal(name, r.key, 1, r.plaintext.view(), r.header);
+        next.tallies[c].add(fresh.record_digest(name, r.key, 1, sealed));
+        moved.emplace_back(std::move(r.key), std::move(sealed));
+      }
+    }
+    for (auto& [moved_key, sealed] : moved) batch.put(name, moved_key, std::move(sealed), must_not_exist);
+  }
+  batch.put(collections::meta, keyring_key, std::move(*ring), (*keyring)->version);
+  batch.put(collections::meta, manifest_key,
+            fresh.seal(collections::meta, manifest_key, manifest_version + 1, next.encode()), manifest_version);
+  if (progress) progress(total, total);
+
+  {
+    std::lock_guard rotating(state_->rotation_mutex);
+    state_->rotating_to = fresh.store_id_hex();
+  }
+  auto written = backend_->write(batch);
+  if (written) {
+    std::unique_lock swap(state_->vault_mutex);
+    vault_ = std::make_shared<const Vault>(std::move(fresh));
+  }
+  {
+    std::lock_guard rotating(state_->rotation_mutex);
+    state_->rotating_to.clear();
+  }
+  if (!written) {
+    state_->manifest.reset();
+    if (written.error().code() == errc::conflict) {
+      return Error(errc::conflict, "the store was written by another handle during the rotation; nothing was changed");
+    }
+    return written.error();
+  }
+  saw_generation(next.generation);
+  {
+    std::lock_guard reported(state_->report_mutex);
+    state_->report = IntegrityReport{next.generation, {}};
+  }
+  state_->manifest = std::move(next);
+  state_->manifest_version = manifest_version + 1;
+  return rotated;
 }
 
 Error SealedStore::retired_error() {

@@ -166,6 +166,38 @@ class SealedStore {
   // when the key was changed concurrently; nothing changes then.
   Result<void> change_key(const KeySource& new_key);
 
+  // A record re-sealed by rotate(): where it goes (its own key, or a new
+  // one), and what to seal there.
+  struct Resealed {
+    std::string key;
+    SecureBuffer plaintext;
+    std::string header;
+  };
+  // Given a record of covered collection `collection` (its index, see
+  // covered_name()) and its plaintext, what to seal in its place under
+  // `fresh`, or nullopt to drop it. Called collection by collection in
+  // covered order, each in key order: accounts first.
+  using Resealer = std::function<Result<std::optional<Resealed>>(std::size_t collection, const Record& record,
+                                                                 SecureBuffer plaintext, const Vault& fresh)>;
+  using RotationProgress = std::function<void(std::size_t done, std::size_t total)>;
+  struct Rotated {
+    std::size_t resealed = 0;
+    std::size_t dropped = 0;  // what `reseal` dropped, or (opened to recover) did not authenticate
+  };
+  // Re-seals every record of the store under a new random data key and a
+  // new store id, wrapped by `key`, with a new integrity record: keyring,
+  // records and integrity record in one atomic write, so that the store is
+  // either as it was or wholly under the new key. Checks the store first
+  // (`corrupt_data` as read_checked() says; opened to recover, what does not
+  // authenticate is dropped instead, which is how a damaged store is sealed
+  // anew). `conflict` when another handle wrote meanwhile; nothing changed
+  // then. Afterwards this handle works under the new key, and every other
+  // handle is retired.
+  Result<Rotated> rotate(const KeySource& key, const Resealer& reseal, const RotationProgress& progress);
+
+  // The vault records are sealed under now.
+  std::shared_ptr<const Vault> vault_now() const { return vault(); }
+
   // Looks at the stored keyring after it changed: when another handle has
   // rotated the data key, this handle stops serving (`retired()`), and every
   // later read or write through it is `wrong_key`.
@@ -189,6 +221,10 @@ class SealedStore {
     std::atomic<bool> retired{false};
     mutable std::mutex report_mutex;
     IntegrityReport report;
+    // The store id of a rotation being written by this handle, whose
+    // keyring change the feed may report before the rotation is in place.
+    mutable std::mutex rotation_mutex;
+    std::string rotating_to;
   };
 
   std::shared_ptr<const Vault> vault() const {
@@ -212,6 +248,9 @@ class SealedStore {
   static Manifest tally(const CollectionRecords& records, const Vault& vault, std::uint64_t generation);
   // Every covered collection, unchecked.
   Result<CollectionRecords> read_all() const;
+  // What the integrity record `manifest` (absent: nullopt) says of `records`.
+  Result<IntegrityReport> check(const std::optional<Record>& manifest, const CollectionRecords& records,
+                                const Vault& vault) const;
   Result<void> upgrade(std::uint64_t keyring_version, std::string keyring);
   Result<void> create(std::string keyring);
   void saw_generation(std::uint64_t generation) const noexcept;
