@@ -7,6 +7,8 @@
 #include "child_process.hpp"
 #include "temp_dir.hpp"
 
+#include "backends/sqlite/connection.hpp"
+
 #include <sqlite3.h>
 
 #include <condition_variable>
@@ -71,6 +73,23 @@ unsigned mode_of(const std::filesystem::path& p) {
   return st.st_mode & 07777;
 }
 
+// While it lives, every new SQLite connection starts with secure_delete off,
+// as in a SQLite built without SQLITE_SECURE_DELETE (Debian's has it on).
+class SecureDeleteOffByDefault {
+ public:
+  SecureDeleteOffByDefault() { REQUIRE(sqlite3_auto_extension(entry()) == SQLITE_OK); }
+  ~SecureDeleteOffByDefault() { sqlite3_cancel_auto_extension(entry()); }
+  SecureDeleteOffByDefault(const SecureDeleteOffByDefault&) = delete;
+  SecureDeleteOffByDefault& operator=(const SecureDeleteOffByDefault&) = delete;
+
+ private:
+  static int turn_off(sqlite3* db, char**, const sqlite3_api_routines*) {
+    return sqlite3_exec(db, "PRAGMA secure_delete = OFF", nullptr, nullptr, nullptr);
+  }
+  // SQLite takes every entry point as void (*)(void).
+  static void (*entry())() { return reinterpret_cast<void (*)()>(&turn_off); }
+};
+
 KeySource raw_key() { return KeySource::raw_key(SecretString(std::string(32, 'k'))); }
 
 Credentials keys(std::string_view key, std::string_view secret) { return keyfolio::test::api_keys(key, secret); }
@@ -108,6 +127,42 @@ TEST_CASE("a new SQLite store records keyfolio's application id and schema versi
   CHECK(scalar("PRAGMA journal_mode") == "wal");
   CHECK(scalar("SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_sequence'") == "0");  // no AUTOINCREMENT
   sqlite3_close(db);
+}
+
+TEST_CASE("a SQLite store overwrites the bytes of erased records even on a SQLite build that would leave them") {
+  TempDir dir;
+  const auto path = dir / "store.db";
+  SecureDeleteOffByDefault off;
+  REQUIRE(rows(path, "PRAGMA secure_delete") == "0");  // the stand-in for such a build works
+
+  SECTION("every connection of the backend has secure_delete on") {
+    REQUIRE(make_sqlite_backend(path).has_value());
+    auto c = keyfolio::detail::sqlite::connect(path, SqliteOptions{});
+    REQUIRE(c.has_value());
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(c->db.get(), "PRAGMA secure_delete", -1, &s, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    CHECK(sqlite3_column_int(s, 0) == 1);
+    sqlite3_finalize(s);
+  }
+  SECTION("the bytes of an erased value are not left in the file") {
+    const std::string marker = "erased-value-marker-5e1f0c7a";
+    const auto stored_bytes = [&] {
+      std::string bytes = file_bytes(path);
+      if (std::filesystem::exists(dir / "store.db-wal")) bytes += file_bytes(dir / "store.db-wal");
+      return bytes;
+    };
+    {
+      auto b = make_sqlite_backend(path).value();
+      REQUIRE(b->write(WriteBatch().put("c", "other", "kept", must_not_exist)).has_value());
+      REQUIRE(b->write(WriteBatch().put("c", "k", marker, must_not_exist)).has_value());
+      REQUIRE(mentions(stored_bytes(), marker));  // the search below can find it
+      REQUIRE(b->write(WriteBatch().erase("c", "k", 1)).has_value());
+    }
+    sql(path, "PRAGMA wal_checkpoint(TRUNCATE)");
+    CHECK_FALSE(mentions(stored_bytes(), marker));
+    CHECK(make_sqlite_backend(path).value()->get("c", "other").value()->value == "kept");
+  }
 }
 
 TEST_CASE("a store whose change log has AUTOINCREMENT opens with a plain one, keeping its entries and their numbers") {

@@ -10,6 +10,11 @@
 // (fsync). A lock held by another connection is waited for up to
 // `busy_timeout`, then the call fails with `unavailable`.
 //
+// What a write removes (an erased record, the value a put replaced) is
+// overwritten with zeros in the database file, whatever the default of the
+// SQLite build (secure_delete, set on every connection); the -wal file may
+// keep the old pages until SQLite reuses or removes it.
+//
 // Change feed: a subscribed handle delivers, on a thread of its own, what any
 // handle in any process (itself included) committed, in commit order,
 // within about `poll_interval` of the commit. A subscriber that fell behind

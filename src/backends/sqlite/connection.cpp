@@ -70,6 +70,28 @@ Result<void> enter_wal_mode(Connection& c) {
   return {};
 }
 
+// Has SQLite overwrite what a write removes (an erased record, the old value
+// of an updated one) with zeros, in the pages it leaves behind, instead of
+// leaving those bytes in the file's free space. Builds differ in the default
+// (Debian's is on, SQLite's own is off), so it is set on every connection;
+// a build that cannot do it is refused rather than quietly leaving old
+// ciphertext behind.
+Result<void> overwrite_erased_content(Connection& c) {
+  Statement s;
+  if (const int rc = s.prepare(c.db.get(), "PRAGMA secure_delete = ON"); rc != SQLITE_OK) {
+    return c.fail("turning on secure delete", rc);
+  }
+  Use use(s);
+  const int step = use.step();
+  if (step != SQLITE_ROW && step != SQLITE_DONE) return c.fail("turning on secure delete", step);
+  if (step == SQLITE_DONE || use.int64(0) != 1) {
+    return Error(errc::storage_error, store_label(c.path) +
+                                          ": this SQLite build cannot overwrite erased records "
+                                          "(PRAGMA secure_delete)");
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<Connection> connect(const std::filesystem::path& path, const SqliteOptions& options) {
@@ -92,6 +114,7 @@ Result<Connection> connect(const std::filesystem::path& path, const SqliteOption
                                                                            : "PRAGMA synchronous = NORMAL";
   if (auto r = c.exec(sync, "setting durability"); !r) return r.error();
   if (auto r = c.exec("PRAGMA foreign_keys = OFF; PRAGMA trusted_schema = OFF", "configuring"); !r) return r.error();
+  if (auto r = overwrite_erased_content(c); !r) return r.error();
   return c;
 }
 
