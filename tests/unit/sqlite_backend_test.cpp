@@ -133,7 +133,7 @@ TEST_CASE("a SQLite store overwrites the bytes of erased records even on a SQLit
   TempDir dir;
   const auto path = dir / "store.db";
   SecureDeleteOffByDefault off;
-  REQUIRE(rows(path, "PRAGMA secure_delete") == "0");  // the stand-in for such a build works
+  REQUIRE(rows(":memory:", "PRAGMA secure_delete") == "0");  // the stand-in for such a build works
 
   SECTION("every connection of the backend has secure_delete on") {
     REQUIRE(make_sqlite_backend(path).has_value());
@@ -180,6 +180,7 @@ TEST_CASE("a store whose change log has AUTOINCREMENT opens with a plain one, ke
 
   SECTION("the numbers go on from the newest entry") {
     std::filesystem::copy_file(KEYFOLIO_TEST_DATA_DIR "/format1-store.db", path);
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     REQUIRE(has_autoincrement());
     REQUIRE(log() == before);
     auto writer = make_sqlite_backend(path).value();
@@ -196,6 +197,7 @@ TEST_CASE("a store whose change log has AUTOINCREMENT opens with a plain one, ke
   }
   SECTION("when the sequence was ahead of the newest entry, a resync entry takes the next number") {
     std::filesystem::copy_file(KEYFOLIO_TEST_DATA_DIR "/format1-store.db", path);
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     sql(path, "DELETE FROM changes WHERE seq > 4");  // the sequence table still says 6
     auto writer = make_sqlite_backend(path).value();
     CHECK_FALSE(has_autoincrement());
@@ -324,6 +326,44 @@ TEST_CASE("a SQLite store in a location this process may not write to gets a cle
   std::filesystem::permissions(dir / "existing.db", std::filesystem::perms::owner_read |
                                                         std::filesystem::perms::owner_write);
   CHECK(make_sqlite_backend(dir / "existing.db").value()->get("c", "k").value()->value == "kept");
+}
+
+TEST_CASE("an existing SQLite store file that other users may read or write is refused until chmod 600") {
+  TempDir dir;
+  const auto path = dir / "store.db";
+  {
+    auto b = make_sqlite_backend(path).value();
+    REQUIRE(b->write(WriteBatch().put("c", "k", "kept", must_not_exist)).has_value());
+  }
+  REQUIRE(mode_of(path) == 0600);
+  REQUIRE_FALSE(std::filesystem::exists(dir / "store.db-wal"));
+  const auto refused = [&](unsigned mode, const std::filesystem::path& file) {
+    REQUIRE(::chmod(file.c_str(), mode) == 0);
+    const auto before = file_bytes(path);
+    auto r = make_sqlite_backend(path);
+    REQUIRE_FALSE(r.has_value());
+    INFO(r.error().message());
+    CHECK(r.error().code() == errc::storage_error);
+    CHECK(mentions(r.error().message(), "sqlite store \"" + path.string() + "\""));
+    CHECK(mentions(r.error().message(), "accessible by other users"));
+    CHECK(mentions(r.error().message(), "chmod 600 \"" + file.string() + "\""));
+    CHECK(file_bytes(path) == before);
+    CHECK(mode_of(file) == mode);
+  };
+  SECTION("readable by others") { refused(0644, path); }
+  SECTION("readable by the group") { refused(0640, path); }
+  SECTION("writable by others") { refused(0602, path); }
+  SECTION("its WAL file, left readable while a handle has the store open") {
+    auto holder = make_sqlite_backend(path).value();
+    REQUIRE(holder->write(WriteBatch().put("c", "k", "v2", 1)).has_value());
+    REQUIRE(std::filesystem::exists(dir / "store.db-wal"));
+    refused(0644, dir / "store.db-wal");
+    REQUIRE(::chmod((dir / "store.db-wal").c_str(), 0600) == 0);
+  }
+  REQUIRE(::chmod(path.c_str(), 0600) == 0);
+  auto reopened = make_sqlite_backend(path);
+  REQUIRE(reopened.has_value());
+  CHECK((*reopened)->get("c", "k").value().has_value());
 }
 
 TEST_CASE("a SQLite store locked longer than the busy timeout gives unavailable and loses nothing") {

@@ -3,7 +3,9 @@
 // processes (a trading host and an admin tool) can use at once.
 //
 // The file is in WAL mode and created with mode 0600 (SQLite gives its -wal
-// and -shm files the same mode). Every write batch is atomic, and its
+// and -shm files the same mode); an existing store whose file, -wal or -shm
+// file the group or others may access is refused until its owner runs
+// chmod 600 on it. Every write batch is atomic, and its
 // compare-and-set holds across handles and processes: no other write comes
 // between the check of a version and the commit of the batch. With the
 // default Durability::full, write() returns only after the commit is on disk
@@ -69,8 +71,9 @@ inline constexpr int sqlite_schema_version = 1;
 
 // Opens (creating when allowed) the store at `path`. Errors name the path and
 // say what is wrong: `storage_error` for a directory, a missing parent
-// directory, a location without write permission, a file that is not a
-// SQLite database, or an I/O failure; `invalid_argument` for a SQLite
+// directory, a location without write permission, a store file accessible
+// by other users (the message says which file to chmod 600), a file that is
+// not a SQLite database, or an I/O failure; `invalid_argument` for a SQLite
 // database that is not a keyfolio store; `not_supported` for a newer schema;
 // `unavailable` when the file stays locked longer than the busy timeout.
 KEYFOLIO_EXPORT Result<std::shared_ptr<StorageBackend>> make_sqlite_backend(const std::filesystem::path& path,
