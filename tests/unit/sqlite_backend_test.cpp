@@ -207,6 +207,75 @@ TEST_CASE("a store whose change log has AUTOINCREMENT opens with a plain one, ke
   }
 }
 
+TEST_CASE("a SQLite store whose schema holds objects keyfolio did not create is refused as corrupt_data") {
+  TempDir dir;
+  const auto path = dir / "store.db";
+  {
+    auto b = make_sqlite_backend(path).value();
+    REQUIRE(b->write(WriteBatch().put("c", "k", "kept", must_not_exist)).has_value());
+  }
+  const auto schema = [&] { return rows(path, "SELECT type || ' ' || name FROM sqlite_schema ORDER BY name"); };
+  REQUIRE(schema() == "table changes,table records");
+  const auto refused = [&](const char* plant, const std::string& named) {
+    sql(path, plant);
+    const auto before = file_bytes(path);
+    const auto planted = schema();
+    auto r = make_sqlite_backend(path);
+    REQUIRE_FALSE(r.has_value());
+    INFO(r.error().message());
+    CHECK(r.error().code() == errc::corrupt_data);
+    CHECK(mentions(r.error().message(), "sqlite store \"" + path.string() + "\""));
+    CHECK(mentions(r.error().message(), named));
+    CHECK(mentions(r.error().message(), "keyfolio did not create"));
+    CHECK(file_bytes(path) == before);
+    CHECK(schema() == planted);
+  };
+
+  SECTION("a trigger that keeps a copy of every replaced value") {
+    refused("CREATE TRIGGER keep_old AFTER UPDATE ON records BEGIN "
+            "INSERT INTO changes (kind, collection, key, version) VALUES (0, old.collection, old.value, 0); END",
+            "trigger \"keep_old\"");
+    sql(path, "DROP TRIGGER keep_old");
+  }
+  SECTION("a stray table, and a trigger filling it") {
+    refused("CREATE TABLE stash (value BLOB)", "table \"stash\"");
+    refused("CREATE TRIGGER fill AFTER DELETE ON records BEGIN INSERT INTO stash VALUES (old.value); END",
+            "\"stash\"");
+    sql(path, "DROP TRIGGER fill; DROP TABLE stash");
+  }
+  SECTION("a view") {
+    refused("CREATE VIEW peek AS SELECT key, value FROM records", "view \"peek\"");
+    sql(path, "DROP VIEW peek");
+  }
+  SECTION("an index, which keeps its own copy of the values it indexes") {
+    refused("CREATE INDEX by_value ON records (value)", "index \"by_value\"");
+    sql(path, "DROP INDEX by_value");
+  }
+  SECTION("one of keyfolio's tables replaced by a view of the same name") {
+    refused("ALTER TABLE changes RENAME TO changes_kept; CREATE VIEW changes AS SELECT * FROM changes_kept",
+            "\"changes");
+    sql(path, "DROP VIEW changes; ALTER TABLE changes_kept RENAME TO changes");
+  }
+  REQUIRE(schema() == "table changes,table records");
+  auto clean = make_sqlite_backend(path);
+  REQUIRE(clean.has_value());
+  CHECK((*clean)->get("c", "k").value()->value == "kept");
+}
+
+TEST_CASE("a SQLite store at the current schema version without one of keyfolio's tables is refused as corrupt_data") {
+  TempDir dir;
+  const auto path = dir / "store.db";
+  { REQUIRE(make_sqlite_backend(path).has_value()); }
+  sql(path, "DROP TABLE changes");
+  const auto before = file_bytes(path);
+  auto r = make_sqlite_backend(path);
+  REQUIRE_FALSE(r.has_value());
+  INFO(r.error().message());
+  CHECK(r.error().code() == errc::corrupt_data);
+  CHECK(mentions(r.error().message(), "table \"changes\""));
+  CHECK(file_bytes(path) == before);
+}
+
 TEST_CASE("records written to a SQLite store are there after reopening") {
   TempDir dir;
   {

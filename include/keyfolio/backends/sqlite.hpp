@@ -27,7 +27,10 @@
 //
 // Opening a keyfolio file of a newer schema fails with `not_supported`, a
 // SQLite file that is not a keyfolio store with `invalid_argument`; older
-// schemas are migrated in one transaction.
+// schemas are migrated in one transaction. A store whose schema holds a
+// table, index, view or trigger that keyfolio did not create (one that could
+// keep copies of records), or lacks one of keyfolio's tables, is refused
+// with `corrupt_data`, naming the object.
 //
 // Safe for concurrent use; never throws. Each handle has its own connection;
 // calls on one handle are serialized.
@@ -74,8 +77,9 @@ inline constexpr int sqlite_schema_version = 1;
 // directory, a location without write permission, a store file accessible
 // by other users (the message says which file to chmod 600), a file that is
 // not a SQLite database, or an I/O failure; `invalid_argument` for a SQLite
-// database that is not a keyfolio store; `not_supported` for a newer schema;
-// `unavailable` when the file stays locked longer than the busy timeout.
+// database that is not a keyfolio store; `corrupt_data` for a store whose
+// schema holds objects keyfolio did not create; `not_supported` for a newer
+// schema; `unavailable` when the file stays locked longer than the busy timeout.
 KEYFOLIO_EXPORT Result<std::shared_ptr<StorageBackend>> make_sqlite_backend(const std::filesystem::path& path,
                                                                             const SqliteOptions& options = {});
 
