@@ -93,7 +93,7 @@ struct FloorDb {
   sqlite3_stmt* insert = nullptr;
   explicit FloorDb(const fs::path& path) {
     if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) std::abort();
-    exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+    exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;"
          "CREATE TABLE IF NOT EXISTS records (collection BLOB NOT NULL, key BLOB NOT NULL, version INTEGER NOT NULL,"
          " value BLOB NOT NULL, PRIMARY KEY (collection, key)) WITHOUT ROWID");
     sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO records VALUES ('accounts', ?1, ?2, ?3)", -1, &insert, nullptr);

@@ -629,6 +629,8 @@ TEST_CASE("a store written with format-1 records (no clear header) opens, links 
   keyfolio::test::TempDir dir;
   const auto path = dir / "store.db";
   std::filesystem::copy_file(KEYFOLIO_TEST_DATA_DIR "/format1-store.db", path);
+  // A checkout gives the fixture the umask's mode; a store must be private.
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   const auto key = KeySource::passphrase(SecretString("keyfolio format 1 fixture"));
   {
     auto accounts = AccountManager::open(keyfolio::make_sqlite_backend(path).value(), key).value();

@@ -7,6 +7,8 @@
 #include "child_process.hpp"
 #include "temp_dir.hpp"
 
+#include "backends/sqlite/connection.hpp"
+
 #include <sqlite3.h>
 
 #include <condition_variable>
@@ -71,6 +73,23 @@ unsigned mode_of(const std::filesystem::path& p) {
   return st.st_mode & 07777;
 }
 
+// While it lives, every new SQLite connection starts with secure_delete off,
+// as in a SQLite built without SQLITE_SECURE_DELETE (Debian's has it on).
+class SecureDeleteOffByDefault {
+ public:
+  SecureDeleteOffByDefault() { REQUIRE(sqlite3_auto_extension(entry()) == SQLITE_OK); }
+  ~SecureDeleteOffByDefault() { sqlite3_cancel_auto_extension(entry()); }
+  SecureDeleteOffByDefault(const SecureDeleteOffByDefault&) = delete;
+  SecureDeleteOffByDefault& operator=(const SecureDeleteOffByDefault&) = delete;
+
+ private:
+  static int turn_off(sqlite3* db, char**, const sqlite3_api_routines*) {
+    return sqlite3_exec(db, "PRAGMA secure_delete = OFF", nullptr, nullptr, nullptr);
+  }
+  // SQLite takes every entry point as void (*)(void).
+  static void (*entry())() { return reinterpret_cast<void (*)()>(&turn_off); }
+};
+
 KeySource raw_key() { return KeySource::raw_key(SecretString(std::string(32, 'k'))); }
 
 Credentials keys(std::string_view key, std::string_view secret) { return keyfolio::test::api_keys(key, secret); }
@@ -110,6 +129,42 @@ TEST_CASE("a new SQLite store records keyfolio's application id and schema versi
   sqlite3_close(db);
 }
 
+TEST_CASE("a SQLite store overwrites the bytes of erased records even on a SQLite build that would leave them") {
+  TempDir dir;
+  const auto path = dir / "store.db";
+  SecureDeleteOffByDefault off;
+  REQUIRE(rows(":memory:", "PRAGMA secure_delete") == "0");  // the stand-in for such a build works
+
+  SECTION("every connection of the backend has secure_delete on") {
+    REQUIRE(make_sqlite_backend(path).has_value());
+    auto c = keyfolio::detail::sqlite::connect(path, SqliteOptions{});
+    REQUIRE(c.has_value());
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(c->db.get(), "PRAGMA secure_delete", -1, &s, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    CHECK(sqlite3_column_int(s, 0) == 1);
+    sqlite3_finalize(s);
+  }
+  SECTION("the bytes of an erased value are not left in the file") {
+    const std::string marker = "erased-value-marker-5e1f0c7a";
+    const auto stored_bytes = [&] {
+      std::string bytes = file_bytes(path);
+      if (std::filesystem::exists(dir / "store.db-wal")) bytes += file_bytes(dir / "store.db-wal");
+      return bytes;
+    };
+    {
+      auto b = make_sqlite_backend(path).value();
+      REQUIRE(b->write(WriteBatch().put("c", "other", "kept", must_not_exist)).has_value());
+      REQUIRE(b->write(WriteBatch().put("c", "k", marker, must_not_exist)).has_value());
+      REQUIRE(mentions(stored_bytes(), marker));  // the search below can find it
+      REQUIRE(b->write(WriteBatch().erase("c", "k", 1)).has_value());
+    }
+    sql(path, "PRAGMA wal_checkpoint(TRUNCATE)");
+    CHECK_FALSE(mentions(stored_bytes(), marker));
+    CHECK(make_sqlite_backend(path).value()->get("c", "other").value()->value == "kept");
+  }
+}
+
 TEST_CASE("a store whose change log has AUTOINCREMENT opens with a plain one, keeping its entries and their numbers") {
   // tests/data/format1-store.db has six log entries, numbered by AUTOINCREMENT.
   TempDir dir;
@@ -125,6 +180,7 @@ TEST_CASE("a store whose change log has AUTOINCREMENT opens with a plain one, ke
 
   SECTION("the numbers go on from the newest entry") {
     std::filesystem::copy_file(KEYFOLIO_TEST_DATA_DIR "/format1-store.db", path);
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     REQUIRE(has_autoincrement());
     REQUIRE(log() == before);
     auto writer = make_sqlite_backend(path).value();
@@ -141,6 +197,7 @@ TEST_CASE("a store whose change log has AUTOINCREMENT opens with a plain one, ke
   }
   SECTION("when the sequence was ahead of the newest entry, a resync entry takes the next number") {
     std::filesystem::copy_file(KEYFOLIO_TEST_DATA_DIR "/format1-store.db", path);
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     sql(path, "DELETE FROM changes WHERE seq > 4");  // the sequence table still says 6
     auto writer = make_sqlite_backend(path).value();
     CHECK_FALSE(has_autoincrement());
@@ -148,6 +205,75 @@ TEST_CASE("a store whose change log has AUTOINCREMENT opens with a plain one, ke
     CHECK(log() ==
           "1:0:keyring,2:0:binance/legacy,3:0:hyperliquid,4:0:kraken/e522af42a94d2402062456ce9e5d83d7,7:3:,8:0:new");
   }
+}
+
+TEST_CASE("a SQLite store whose schema holds objects keyfolio did not create is refused as corrupt_data") {
+  TempDir dir;
+  const auto path = dir / "store.db";
+  {
+    auto b = make_sqlite_backend(path).value();
+    REQUIRE(b->write(WriteBatch().put("c", "k", "kept", must_not_exist)).has_value());
+  }
+  const auto schema = [&] { return rows(path, "SELECT type || ' ' || name FROM sqlite_schema ORDER BY name"); };
+  REQUIRE(schema() == "table changes,table records");
+  const auto refused = [&](const char* plant, const std::string& named) {
+    sql(path, plant);
+    const auto before = file_bytes(path);
+    const auto planted = schema();
+    auto r = make_sqlite_backend(path);
+    REQUIRE_FALSE(r.has_value());
+    INFO(r.error().message());
+    CHECK(r.error().code() == errc::corrupt_data);
+    CHECK(mentions(r.error().message(), "sqlite store \"" + path.string() + "\""));
+    CHECK(mentions(r.error().message(), named));
+    CHECK(mentions(r.error().message(), "keyfolio did not create"));
+    CHECK(file_bytes(path) == before);
+    CHECK(schema() == planted);
+  };
+
+  SECTION("a trigger that keeps a copy of every replaced value") {
+    refused("CREATE TRIGGER keep_old AFTER UPDATE ON records BEGIN "
+            "INSERT INTO changes (kind, collection, key, version) VALUES (0, old.collection, old.value, 0); END",
+            "trigger \"keep_old\"");
+    sql(path, "DROP TRIGGER keep_old");
+  }
+  SECTION("a stray table, and a trigger filling it") {
+    refused("CREATE TABLE stash (value BLOB)", "table \"stash\"");
+    refused("CREATE TRIGGER fill AFTER DELETE ON records BEGIN INSERT INTO stash VALUES (old.value); END",
+            "\"stash\"");
+    sql(path, "DROP TRIGGER fill; DROP TABLE stash");
+  }
+  SECTION("a view") {
+    refused("CREATE VIEW peek AS SELECT key, value FROM records", "view \"peek\"");
+    sql(path, "DROP VIEW peek");
+  }
+  SECTION("an index, which keeps its own copy of the values it indexes") {
+    refused("CREATE INDEX by_value ON records (value)", "index \"by_value\"");
+    sql(path, "DROP INDEX by_value");
+  }
+  SECTION("one of keyfolio's tables replaced by a view of the same name") {
+    refused("ALTER TABLE changes RENAME TO changes_kept; CREATE VIEW changes AS SELECT * FROM changes_kept",
+            "\"changes");
+    sql(path, "DROP VIEW changes; ALTER TABLE changes_kept RENAME TO changes");
+  }
+  REQUIRE(schema() == "table changes,table records");
+  auto clean = make_sqlite_backend(path);
+  REQUIRE(clean.has_value());
+  CHECK((*clean)->get("c", "k").value()->value == "kept");
+}
+
+TEST_CASE("a SQLite store at the current schema version without one of keyfolio's tables is refused as corrupt_data") {
+  TempDir dir;
+  const auto path = dir / "store.db";
+  { REQUIRE(make_sqlite_backend(path).has_value()); }
+  sql(path, "DROP TABLE changes");
+  const auto before = file_bytes(path);
+  auto r = make_sqlite_backend(path);
+  REQUIRE_FALSE(r.has_value());
+  INFO(r.error().message());
+  CHECK(r.error().code() == errc::corrupt_data);
+  CHECK(mentions(r.error().message(), "table \"changes\""));
+  CHECK(file_bytes(path) == before);
 }
 
 TEST_CASE("records written to a SQLite store are there after reopening") {
@@ -269,6 +395,44 @@ TEST_CASE("a SQLite store in a location this process may not write to gets a cle
   std::filesystem::permissions(dir / "existing.db", std::filesystem::perms::owner_read |
                                                         std::filesystem::perms::owner_write);
   CHECK(make_sqlite_backend(dir / "existing.db").value()->get("c", "k").value()->value == "kept");
+}
+
+TEST_CASE("an existing SQLite store file that other users may read or write is refused until chmod 600") {
+  TempDir dir;
+  const auto path = dir / "store.db";
+  {
+    auto b = make_sqlite_backend(path).value();
+    REQUIRE(b->write(WriteBatch().put("c", "k", "kept", must_not_exist)).has_value());
+  }
+  REQUIRE(mode_of(path) == 0600);
+  REQUIRE_FALSE(std::filesystem::exists(dir / "store.db-wal"));
+  const auto refused = [&](unsigned mode, const std::filesystem::path& file) {
+    REQUIRE(::chmod(file.c_str(), mode) == 0);
+    const auto before = file_bytes(path);
+    auto r = make_sqlite_backend(path);
+    REQUIRE_FALSE(r.has_value());
+    INFO(r.error().message());
+    CHECK(r.error().code() == errc::storage_error);
+    CHECK(mentions(r.error().message(), "sqlite store \"" + path.string() + "\""));
+    CHECK(mentions(r.error().message(), "accessible by other users"));
+    CHECK(mentions(r.error().message(), "chmod 600 \"" + file.string() + "\""));
+    CHECK(file_bytes(path) == before);
+    CHECK(mode_of(file) == mode);
+  };
+  SECTION("readable by others") { refused(0644, path); }
+  SECTION("readable by the group") { refused(0640, path); }
+  SECTION("writable by others") { refused(0602, path); }
+  SECTION("its WAL file, left readable while a handle has the store open") {
+    auto holder = make_sqlite_backend(path).value();
+    REQUIRE(holder->write(WriteBatch().put("c", "k", "v2", 1)).has_value());
+    REQUIRE(std::filesystem::exists(dir / "store.db-wal"));
+    refused(0644, dir / "store.db-wal");
+    REQUIRE(::chmod((dir / "store.db-wal").c_str(), 0600) == 0);
+  }
+  REQUIRE(::chmod(path.c_str(), 0600) == 0);
+  auto reopened = make_sqlite_backend(path);
+  REQUIRE(reopened.has_value());
+  CHECK((*reopened)->get("c", "k").value().has_value());
 }
 
 TEST_CASE("a SQLite store locked longer than the busy timeout gives unavailable and loses nothing") {

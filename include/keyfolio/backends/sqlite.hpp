@@ -3,12 +3,19 @@
 // processes (a trading host and an admin tool) can use at once.
 //
 // The file is in WAL mode and created with mode 0600 (SQLite gives its -wal
-// and -shm files the same mode). Every write batch is atomic, and its
+// and -shm files the same mode); an existing store whose file, -wal or -shm
+// file the group or others may access is refused until its owner runs
+// chmod 600 on it. Every write batch is atomic, and its
 // compare-and-set holds across handles and processes: no other write comes
 // between the check of a version and the commit of the batch. With the
 // default Durability::full, write() returns only after the commit is on disk
 // (fsync). A lock held by another connection is waited for up to
 // `busy_timeout`, then the call fails with `unavailable`.
+//
+// What a write removes (an erased record, the value a put replaced) is
+// overwritten with zeros in the database file, whatever the default of the
+// SQLite build (secure_delete, set on every connection); the -wal file may
+// keep the old pages until SQLite reuses or removes it.
 //
 // Change feed: a subscribed handle delivers, on a thread of its own, what any
 // handle in any process (itself included) committed, in commit order,
@@ -20,7 +27,10 @@
 //
 // Opening a keyfolio file of a newer schema fails with `not_supported`, a
 // SQLite file that is not a keyfolio store with `invalid_argument`; older
-// schemas are migrated in one transaction.
+// schemas are migrated in one transaction. A store whose schema holds a
+// table, index, view or trigger that keyfolio did not create (one that could
+// keep copies of records), or lacks one of keyfolio's tables, is refused
+// with `corrupt_data`, naming the object.
 //
 // Safe for concurrent use; never throws. Each handle has its own connection;
 // calls on one handle are serialized.
@@ -64,10 +74,12 @@ inline constexpr int sqlite_schema_version = 1;
 
 // Opens (creating when allowed) the store at `path`. Errors name the path and
 // say what is wrong: `storage_error` for a directory, a missing parent
-// directory, a location without write permission, a file that is not a
-// SQLite database, or an I/O failure; `invalid_argument` for a SQLite
-// database that is not a keyfolio store; `not_supported` for a newer schema;
-// `unavailable` when the file stays locked longer than the busy timeout.
+// directory, a location without write permission, a store file accessible
+// by other users (the message says which file to chmod 600), a file that is
+// not a SQLite database, or an I/O failure; `invalid_argument` for a SQLite
+// database that is not a keyfolio store; `corrupt_data` for a store whose
+// schema holds objects keyfolio did not create; `not_supported` for a newer
+// schema; `unavailable` when the file stays locked longer than the busy timeout.
 KEYFOLIO_EXPORT Result<std::shared_ptr<StorageBackend>> make_sqlite_backend(const std::filesystem::path& path,
                                                                             const SqliteOptions& options = {});
 

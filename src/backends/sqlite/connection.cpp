@@ -4,7 +4,11 @@
 #include "detail/text.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <sys/stat.h>
 
 namespace keyfolio::detail::sqlite {
 
@@ -70,6 +74,53 @@ Result<void> enter_wal_mode(Connection& c) {
   return {};
 }
 
+// Refuses a store whose file, or -wal or -shm file, other users may read or
+// write. The records are sealed, but their ciphertext, sizes and keys are the
+// owner's alone, and a file others can write can be rolled back or tampered
+// with. keyfolio creates the file 0600 and SQLite gives its -wal and -shm
+// files the same mode; a looser one was set by someone else.
+Result<void> check_private(const std::string& path) {
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    const std::string file = path + suffix;
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) {
+      if (errno == ENOENT && *suffix != '\0') continue;
+      return Error(errc::storage_error, store_label(path) + ": cannot read the mode of " +
+                                            detail::quote(file, 200) + ": " + std::strerror(errno));
+    }
+    if ((st.st_mode & 077) == 0) continue;
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    const std::string which = *suffix == '\0' ? "the file" : "its file " + detail::quote(file, 200);
+    return Error(errc::storage_error, store_label(path) + ": " + which + " is accessible by other users (mode " +
+                                          mode + "); nothing was changed: run chmod 600 " +
+                                          detail::quote(file, 200) + " to open it");
+  }
+  return {};
+}
+
+// Has SQLite overwrite what a write removes (an erased record, the old value
+// of an updated one) with zeros, in the pages it leaves behind, instead of
+// leaving those bytes in the file's free space. Builds differ in the default
+// (Debian's is on, SQLite's own is off), so it is set on every connection;
+// a build that cannot do it is refused rather than quietly leaving old
+// ciphertext behind.
+Result<void> overwrite_erased_content(Connection& c) {
+  Statement s;
+  if (const int rc = s.prepare(c.db.get(), "PRAGMA secure_delete = ON"); rc != SQLITE_OK) {
+    return c.fail("turning on secure delete", rc);
+  }
+  Use use(s);
+  const int step = use.step();
+  if (step != SQLITE_ROW && step != SQLITE_DONE) return c.fail("turning on secure delete", step);
+  if (step == SQLITE_DONE || use.int64(0) != 1) {
+    return Error(errc::storage_error, store_label(c.path) +
+                                          ": this SQLite build cannot overwrite erased records "
+                                          "(PRAGMA secure_delete)");
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<Connection> connect(const std::filesystem::path& path, const SqliteOptions& options) {
@@ -87,11 +138,13 @@ Result<Connection> connect(const std::filesystem::path& path, const SqliteOption
   // Before anything that writes (the journal mode is stored in the file):
   // leave other applications' databases untouched.
   if (auto known = identify(c); !known) return known.error();
+  if (auto private_file = check_private(c.path); !private_file) return private_file.error();
   if (auto wal = enter_wal_mode(c); !wal) return wal.error();
   const char* sync = options.durability == SqliteOptions::Durability::full ? "PRAGMA synchronous = FULL"
                                                                            : "PRAGMA synchronous = NORMAL";
   if (auto r = c.exec(sync, "setting durability"); !r) return r.error();
   if (auto r = c.exec("PRAGMA foreign_keys = OFF; PRAGMA trusted_schema = OFF", "configuring"); !r) return r.error();
+  if (auto r = overwrite_erased_content(c); !r) return r.error();
   return c;
 }
 

@@ -2,9 +2,13 @@
 
 #include "backends/sqlite/errors.hpp"
 #include "backends/sqlite/statement.hpp"
+#include "detail/text.hpp"
 
+#include <algorithm>
 #include <iterator>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace keyfolio::detail::sqlite {
 namespace {
@@ -94,6 +98,73 @@ Result<void> migrate(Connection& c) {
   return {};
 }
 
+// keyfolio's own tables: what migrations[] create.
+constexpr std::string_view own_tables[] = {"records", "changes"};
+
+bool is_own_table(std::string_view name) {
+  return std::find(std::begin(own_tables), std::end(own_tables), name) != std::end(own_tables);
+}
+
+// Whether a row of sqlite_schema is an object keyfolio's schema steps
+// create, or one SQLite creates for them: the index of a table's PRIMARY KEY
+// or UNIQUE constraint (named sqlite_autoindex_<table>_<n>, without SQL of
+// its own), and sqlite_sequence, which AUTOINCREMENT in an older change log
+// created and which SQLite never drops.
+bool is_own_object(std::string_view type, std::string_view name, std::string_view table, bool has_sql) {
+  if (type == "table") return name == table && (is_own_table(name) || name == "sqlite_sequence");
+  if (type == "index") {
+    return !has_sql && is_own_table(table) && name.starts_with("sqlite_autoindex_" + std::string(table) + "_");
+  }
+  return false;
+}
+
+// Refuses a store whose schema is not exactly what keyfolio makes of it
+// (see is_own_object). keyfolio reads and writes its tables only through its
+// own statements, but SQLite runs whatever the schema holds along with them:
+// a planted trigger could keep a copy of every replaced or erased record,
+// an index holds copies of the values it indexes, and a view or another
+// table has no place in a store. At schema version 1 and later, each of
+// keyfolio's tables must be there.
+Result<void> check_objects(Connection& c, std::int64_t version) {
+  Statement s;
+  if (const int rc = s.prepare(c.db.get(), "SELECT type, name, tbl_name, sql IS NOT NULL FROM sqlite_schema");
+      rc != SQLITE_OK) {
+    return c.fail("reading the schema", rc);
+  }
+  Use use(s);
+  std::vector<std::string> tables;
+  for (;;) {
+    const int rc = use.step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return c.fail("reading the schema", rc);
+    const std::string type = use.text(0);
+    const std::string name = use.text(1);
+    const std::string table = use.text(2);
+    if (!is_own_object(type, name, table, use.int64(3) != 0)) {
+      const std::string what = (type == "table" || type == "index" || type == "view" || type == "trigger")
+                                   ? type
+                                   : "schema object of type " + detail::quote(type);
+      const std::string on = type == "index" || type == "trigger" ? " on " + detail::quote(table) : "";
+      return Error(errc::corrupt_data,
+                   store_label(c.path) + " holds " + (type == "index" ? "an " : "a ") + what + " " +
+                       detail::quote(name) + on +
+                       " that keyfolio did not create, and which could copy or change its records; the store "
+                       "was not opened and nothing was changed: if you added it, drop it, else restore the "
+                       "store from a backup");
+    }
+    if (type == "table") tables.push_back(name);
+  }
+  if (version < 1) return {};
+  for (const std::string_view own : own_tables) {
+    if (std::find(tables.begin(), tables.end(), own) == tables.end()) {
+      return Error(errc::corrupt_data, store_label(c.path) + " has schema version " + std::to_string(version) +
+                                           " but no table " + detail::quote(own) +
+                                           "; restore the store from a backup");
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<std::int64_t> identify(Connection& c) {
@@ -118,6 +189,7 @@ Result<std::int64_t> identify(Connection& c) {
                                           ", newer than this keyfolio supports (" +
                                           std::to_string(sqlite_schema_version) + "); open it with a newer keyfolio");
   }
+  if (auto own = check_objects(c, version); !own) return own.error();
   return version;
 }
 

@@ -19,7 +19,9 @@ enum class LoggedKind : int { put = 0, erase = 1, erase_all = 2, resync = 3 };
 
 // Whether the file is a keyfolio store (or still empty), read without
 // changing anything. Returns its schema version: `invalid_argument` for
-// another application's database, `not_supported` for a newer schema.
+// another application's database, `not_supported` for a newer schema,
+// `corrupt_data` for a schema with objects keyfolio did not create or
+// without one of its tables.
 Result<std::int64_t> identify(Connection& c);
 
 // Creates or migrates the schema, under the write lock, in one transaction.
