@@ -63,7 +63,9 @@ Result<ConnectResult> PortfolioConnector::connect(ConnectRequest request) {
 Result<std::vector<Portfolio>> PortfolioConnector::list() const {
   auto out = portfolios_of(*accounts_).list();
   if (!out) return out;
+  // A corrupt portfolio has no name to sort by: those come last, by id.
   std::sort(out->begin(), out->end(), [](const Portfolio& a, const Portfolio& b) {
+    if (a.corrupt != b.corrupt) return b.corrupt;
     return a.name != b.name ? a.name < b.name : a.id < b.id;
   });
   return out;
@@ -100,9 +102,24 @@ Result<void> PortfolioConnector::disconnect(std::string_view portfolio_id, Accou
   detail::AccountStore& accounts = *accounts_->store();
   const detail::PortfolioStore store = portfolios_of(*accounts_);
   const auto attempt = [&]() -> detail::Attempt<void> {
-    auto p = store.require(portfolio_id);
-    if (!p) return p.error();
+    auto record = store.record(portfolio_id);
+    if (!record) return record.error();
+    if (!*record) return detail::no_portfolio(portfolio_id);
+    auto p = store.decode_portfolio(**record);
+    if (!p && p.error().code() != errc::corrupt_data) return p.error();
     auto write = accounts.write();
+    if (!p) {
+      // Nothing in the record can be trusted, the account it names and
+      // whether it owns it included: its account is never removed.
+      if (policy == AccountPolicy::remove) {
+        return Error(errc::corrupt_data, "the stored portfolio " + quote(portfolio_id) +
+                                             " does not authenticate, so which account it holds is unknown;"
+                                             " nothing was changed (disconnect it keeping its account)");
+      }
+      if (auto staged = store.erase_unreadable(write.batch(), **record); !staged) return staged.error();
+      if (auto written = accounts.commit(write); !written) return detail::again_on_conflict<void>(written.error());
+      return Result<void>();
+    }
     if (auto staged = store.erase(write.batch(), *p); !staged) return staged.error();
     const bool remove_account = policy == AccountPolicy::remove ||
                                 (policy == AccountPolicy::remove_if_owned && p->portfolio.owns_account);

@@ -83,12 +83,13 @@ constexpr Command commands[] = {
      "when that account (the same API key) is already connected. Fields are read as for `add`.\n"
      "--json prints the CoinStats connect response.\n"},
     {"portfolios", cmd_portfolios,
-     "usage: keyfolio portfolios [--json]\n\nLists portfolios. --json prints the CoinStats "
-     "portfolio list.\n"},
+     "usage: keyfolio portfolios [--json]\n\nLists portfolios; one whose stored record is damaged is shown\n"
+     "as CORRUPT, by id. --json prints the CoinStats portfolio list.\n"},
     {"disconnect", cmd_disconnect,
      "usage: keyfolio disconnect PORTFOLIO [--keep-account]\n\n"
      "Removes the portfolio (given by id, or by name when one portfolio has it) and its snapshots,\n"
-     "and the account `connect` stored for it unless --keep-account. Accounts added before stay.\n"},
+     "and the account `connect` stored for it unless --keep-account. Accounts added before stay.\n"
+     "A CORRUPT portfolio is removed by id, keeping any account: which one it held is unknown.\n"},
     {"passwd", cmd_passwd,
      "usage: keyfolio passwd [--new-passphrase-fd N]\n\n"
      "Changes the store's passphrase. The new one comes from --new-passphrase-fd N, else the file\n"

@@ -47,13 +47,21 @@ int cmd_portfolios(const Options& o, std::vector<std::string> args) {
     std::cout << keyfolio::wire::coinstats::portfolios_body(*list) << '\n';
     return 0;
   }
-  for (const auto& p : *list) std::cout << p.id << "  " << p.name << "  account " << p.account << '\n';
+  for (const auto& p : *list) {
+    if (p.corrupt) {
+      std::cout << p.id << "  CORRUPT: its stored record is damaged; `keyfolio disconnect " << p.id
+                << "` removes it\n";
+    } else {
+      std::cout << p.id << "  " << p.name << "  account " << p.account << '\n';
+    }
+  }
   return 0;
 }
 
 namespace {
 
-// A portfolio by id, or by name when exactly one portfolio has it.
+// A portfolio by id, or by name when exactly one portfolio has it (a
+// corrupt one, whose name is unknown, by id only).
 keyfolio::Result<keyfolio::Portfolio> find_portfolio(const keyfolio::PortfolioConnector& connector,
                                                      const std::string& wanted) {
   auto list = connector.list();
@@ -61,7 +69,7 @@ keyfolio::Result<keyfolio::Portfolio> find_portfolio(const keyfolio::PortfolioCo
   std::vector<const keyfolio::Portfolio*> named;
   for (const auto& p : *list) {
     if (p.id == wanted) return p;
-    if (p.name == wanted) named.push_back(&p);
+    if (!p.corrupt && p.name == wanted) named.push_back(&p);
   }
   if (named.size() == 1) return *named.front();
   const std::string shown = wanted.size() <= 64 ? wanted : wanted.substr(0, 61) + "...";
@@ -89,6 +97,19 @@ int cmd_disconnect(const Options& o, std::vector<std::string> args) {
   using Policy = keyfolio::PortfolioConnector::AccountPolicy;
   if (auto done = connector.disconnect(portfolio->id, keep ? Policy::keep : Policy::remove_if_owned); !done) {
     return fail(done.error());
+  }
+  if (portfolio->corrupt) {
+    std::cout << "disconnected " << portfolio->id << " (its record was damaged)\n";
+    // Whether it created an account is unknown, so none was removed. The
+    // account connect creates is tagged with the portfolio id: name it.
+    if (!keep) {
+      for (const auto& s : manager->list()) {
+        if (s.id.tag() != portfolio->id) continue;
+        std::cout << "kept account " << s.id << ", which it may have created; `keyfolio rm " << s.id
+                  << "` removes it\n";
+      }
+    }
+    return 0;
   }
   std::cout << "disconnected " << portfolio->id << " (" << portfolio->name << ")";
   if (portfolio->owns_account && !keep) std::cout << " and removed account " << portfolio->account;

@@ -54,6 +54,10 @@ class KEYFOLIO_EXPORT AccountId {
   static Result<AccountId> from_parts(std::string_view exchange, std::string_view tag,
                                       const ExchangeCatalog& catalog);
 
+  // The empty id, naming no account (no exchange, no tag): what a corrupt
+  // Portfolio holds as its account. parse and from_parts never return it.
+  AccountId() : AccountId({}, {}, {}) {}
+
   // The catalog's canonical exchange id: "bitstamp".
   const std::string& exchange() const noexcept { return exchange_; }
   // The tag, case preserved; empty when the id has none.

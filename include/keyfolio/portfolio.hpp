@@ -27,6 +27,11 @@ struct Portfolio {
   Timestamp created{};
   Timestamp updated{};
   std::uint64_t version = 0;
+  // The stored record does not authenticate or decode (tampered, truncated,
+  // copied from elsewhere). Only `id` and `version` (the stored record's) are
+  // known; every other member keeps its default, `account` the empty id.
+  // Every call on it but disconnect() returns `corrupt_data`.
+  bool corrupt = false;
 };
 
 // CoinStats' POST /portfolio/exchange.

@@ -115,12 +115,22 @@ class KEYFOLIO_EXPORT PortfolioConnector {
   // stored then.
   Result<ConnectResult> connect(ConnectRequest request);
 
-  // All portfolios, ordered by name then id.
+  // All portfolios, ordered by name then id. One whose stored record does
+  // not authenticate or decode is listed too, marked `corrupt` with its id
+  // only, after the others (by id); one damaged record does not hide the rest.
   Result<std::vector<Portfolio>> list() const;
-  // `not_found` for an unknown id.
+  // `not_found` for an unknown id; `corrupt_data` when its stored record does
+  // not authenticate or decode (as for every call below but disconnect).
   Result<Portfolio> get(std::string_view portfolio_id) const;
   Result<Portfolio> rename(std::string_view portfolio_id, std::string_view name);
   // Removes the portfolio and its snapshots, and its account per `policy`.
+  // `not_found` for an unknown id.
+  //
+  // A corrupt portfolio is removed too, with its snapshots and the index
+  // entries that name it; since nothing in its record can be trusted, its
+  // account is always kept (remove_if_owned keeps it), and
+  // AccountPolicy::remove is refused with `corrupt_data`, changing nothing.
+  // The account a portfolio created is named `<exchange>/<portfolio id>`.
   Result<void> disconnect(std::string_view portfolio_id, AccountPolicy policy = AccountPolicy::remove_if_owned);
 
   // The exchanges of the catalog, with the fields each needs.

@@ -116,9 +116,13 @@ Result<Snapshot> PortfolioStore::decode_snapshot(const Record& record) const {
   return s;
 }
 
+Result<std::optional<Record>> PortfolioStore::record(std::string_view id) const {
+  if (!is_portfolio_id(id)) return std::optional<Record>();
+  return sealed_->get(collections::portfolios, id);
+}
+
 Result<std::optional<StoredPortfolio>> PortfolioStore::find(std::string_view id) const {
-  if (!is_portfolio_id(id)) return std::optional<StoredPortfolio>();
-  auto record = sealed_->get(collections::portfolios, id);
+  auto record = this->record(id);
   if (!record) return record.error();
   if (!*record) return std::optional<StoredPortfolio>();
   auto p = decode_portfolio(**record);
@@ -140,8 +144,19 @@ Result<std::vector<Portfolio>> PortfolioStore::list() const {
   out.reserve(records->size());
   for (const Record& record : *records) {
     auto p = decode_portfolio(record);
-    if (!p) return p.error();
-    out.push_back(std::move(p->portfolio));
+    if (p) {
+      out.push_back(std::move(p->portfolio));
+    } else if (p.error().code() == errc::corrupt_data) {
+      // Nothing in the record is trusted; its key and version are the
+      // backend's, and are what removing it needs.
+      Portfolio corrupt;
+      corrupt.id = record.key;
+      corrupt.version = record.version;
+      corrupt.corrupt = true;
+      out.push_back(std::move(corrupt));
+    } else {
+      return p.error();
+    }
   }
   return out;
 }
@@ -181,7 +196,22 @@ Result<void> PortfolioStore::erase(SealedStore::Batch& batch, const StoredPortfo
   } else if (!index && index.error().code() != errc::corrupt_data) {
     return index.error();
   }
-  auto snapshots = snapshot_records(p.portfolio.id);
+  return erase_snapshots(batch, p.portfolio.id);
+}
+
+Result<void> PortfolioStore::erase_unreadable(SealedStore::Batch& batch, const Record& record) const {
+  batch.erase(collections::portfolios, record.key, record.version);
+  auto index = sealed_->scan(collections::portfolio_index);
+  if (!index) return index.error();
+  for (const Record& entry : *index) {
+    const auto names = sealed_->open(collections::portfolio_index, entry);
+    if (names && names->view() == record.key) batch.erase(collections::portfolio_index, entry.key, entry.version);
+  }
+  return erase_snapshots(batch, record.key);
+}
+
+Result<void> PortfolioStore::erase_snapshots(SealedStore::Batch& batch, std::string_view id) const {
+  auto snapshots = snapshot_records(id);
   if (!snapshots) return snapshots.error();
   for (const Record& r : *snapshots) erase_snapshot(batch, r);
   return {};

@@ -58,7 +58,14 @@ class PortfolioStore {
   Result<std::optional<StoredPortfolio>> find(std::string_view id) const;
   // The same, `not_found` when absent.
   Result<StoredPortfolio> require(std::string_view id) const;
-  // Every portfolio, ordered by id.
+  // The portfolio's record as stored (sealed), or nullopt (also for an id
+  // that cannot be one).
+  Result<std::optional<Record>> record(std::string_view id) const;
+  // The portfolio a record read from the portfolios collection holds;
+  // `corrupt_data` when it does not authenticate or parse.
+  Result<StoredPortfolio> decode_portfolio(const Record& record) const;
+  // Every portfolio, ordered by id; one whose record does not authenticate
+  // or parse is marked corrupt, with its id and version only.
   Result<std::vector<Portfolio>> list() const;
   Result<std::optional<IndexEntry>> indexed(std::string_view fingerprint) const;
   // The portfolio's snapshot records, oldest first.
@@ -77,6 +84,12 @@ class PortfolioStore {
   // still names it. An index entry that does not authenticate is left alone
   // rather than making the portfolio impossible to remove.
   Result<void> erase(SealedStore::Batch& batch, const StoredPortfolio& p) const;
+  // Stages the removal of the portfolio record `record`, which does not
+  // authenticate or parse, its snapshots, and every index entry that names it
+  // (its fingerprint cannot be read, so the index is scanned for them).
+  // Only records that open say whose they are: an index entry that does not
+  // authenticate is left alone.
+  Result<void> erase_unreadable(SealedStore::Batch& batch, const Record& record) const;
   void erase_snapshot(SealedStore::Batch& batch, const Record& snapshot) const {
     batch.erase(collections::snapshots, snapshot.key, snapshot.version);
   }
@@ -86,7 +99,7 @@ class PortfolioStore {
 
  private:
   Result<std::string> open_text(std::string_view collection, const Record& record, std::string_view what) const;
-  Result<StoredPortfolio> decode_portfolio(const Record& record) const;
+  Result<void> erase_snapshots(SealedStore::Batch& batch, std::string_view id) const;
 
   SealedStore* sealed_;
   const ExchangeCatalog* catalog_;

@@ -1,7 +1,10 @@
 // Drives the real `keyfolio` binary: arguments, standard input, output and
 // exit codes.
 #include "catch.hpp"
+#include "damage.hpp"
 #include "temp_dir.hpp"
+
+#include <keyfolio/backends/sqlite.hpp>
 
 #include <boost/json.hpp>
 
@@ -366,6 +369,54 @@ TEST_CASE("keyfolio connect and disconnect refuse bad input and leave the store 
   REQUIRE(cli({"disconnect", kraken_id, "--keep-account"}).status == 0);
   CHECK(mentions(cli({"list", "KRAKEN"}).out, "kraken/"));
   check_no_canary({unknown, account_id, inline_secret, incomplete, short_input, ambiguous, missing});
+}
+
+TEST_CASE("keyfolio portfolios shows a portfolio whose stored record is damaged as corrupt, and disconnect removes it") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  const auto connect = [&](const std::string& exchange, const std::string& name, const std::string& key) {
+    auto r = cli({"connect", exchange, "--field", "apiKey", "--field", "secret", "--name", name}, key + "\ns\n");
+    REQUIRE(r.status == 0);
+    return r.out.substr(0, 32);
+  };
+  const std::string kept = connect("kraken", "Long-term", "k1");
+  const std::string healthy = connect("kraken", "Trading", "k2");
+  const std::string damaged = connect("binance", "Broken", "k3");
+  keyfolio::test::damage(*keyfolio::make_sqlite_backend(cli.store).value(), "portfolios", damaged);
+
+  auto listed = cli({"portfolios"});
+  REQUIRE(listed.status == 0);
+  CHECK(std::count(listed.out.begin(), listed.out.end(), '\n') == 3);
+  CHECK(mentions(listed.out, kept + "  Long-term  account kraken/" + kept + "\n"));
+  CHECK(mentions(listed.out, healthy + "  Trading  account kraken/" + healthy + "\n"));
+  CHECK(mentions(listed.out, damaged + "  CORRUPT: its stored record is damaged"));
+  CHECK_FALSE(mentions(listed.out, "Broken"));
+  auto listed_json = cli({"portfolios", "--json"});
+  REQUIRE(listed_json.status == 0);
+  const auto portfolios = boost::json::parse(listed_json.out).as_array();
+  REQUIRE(portfolios.size() == 3);
+  const auto& corrupt = portfolios[2].as_object();
+  CHECK(corrupt.at("portfolioId") == damaged.c_str());
+  CHECK(corrupt.at("corrupt") == true);
+  CHECK_FALSE(corrupt.contains("name"));
+  CHECK_FALSE(portfolios[0].as_object().contains("corrupt"));
+
+  // A healthy portfolio is still found by name and disconnected.
+  auto by_name = cli({"disconnect", "Trading"});
+  REQUIRE(by_name.status == 0);
+  CHECK(mentions(by_name.out, "disconnected " + healthy + " (Trading) and removed account kraken/" + healthy));
+
+  // The damaged one by its id; its account stays, named for the operator.
+  auto gone = cli({"disconnect", damaged});
+  REQUIRE(gone.status == 0);
+  CHECK(gone.out.starts_with("disconnected " + damaged + " (its record was damaged)\n"));
+  CHECK(mentions(gone.out, "kept account binance/" + damaged));
+  CHECK(mentions(gone.out, "keyfolio rm binance/" + damaged));
+  CHECK(cli({"portfolios"}).out == kept + "  Long-term  account kraken/" + kept + "\n");
+  CHECK(mentions(cli({"list", "BINANCE"}).out, "binance/" + damaged));
+  auto again = cli({"disconnect", damaged});
+  CHECK(again.status == 3);
+  CHECK(mentions(again.err, "no portfolio"));
 }
 
 TEST_CASE("keyfolio passwd changes the passphrase, after which only the new one opens the store") {

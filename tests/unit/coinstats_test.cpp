@@ -5,6 +5,7 @@
 #include <keyfolio/wire/coinstats.hpp>
 
 #include "catch.hpp"
+#include "damage.hpp"
 #include "stored.hpp"
 
 #include <boost/json.hpp>
@@ -73,6 +74,34 @@ TEST_CASE("a CoinStats connect body connects a portfolio and answers with its id
   CHECK(member(json::parse(deleted.body), "deleted") == true);
   CHECK(coinstats::delete_portfolio(f.connector, id).status == 404);
   CHECK(json::parse(coinstats::get_portfolios(f.connector).body).as_array().empty());
+}
+
+TEST_CASE("GET portfolios marks a portfolio whose stored record does not authenticate, and DELETE removes it") {
+  Fixture f;
+  const auto connected = json::parse(coinstats::post_portfolio_exchange(f.connector, connect_binance).body);
+  const std::string damaged = text_of(member(connected, "portfolioId"));
+  const auto kraken = coinstats::post_portfolio_exchange(f.connector, R"({"connectionId": "kraken",
+      "connectionFields": {"apiKey": "CANARY-key-2", "apiSecret": "CANARY-secret-2"}, "name": "Kraken"})");
+  REQUIRE(kraken.status == 200);
+  const std::string healthy = text_of(member(json::parse(kraken.body), "portfolioId"));
+  keyfolio::test::damage(*f.backend, "portfolios", damaged);
+
+  auto listed = coinstats::get_portfolios(f.connector);
+  REQUIRE(listed.status == 200);
+  const auto list = json::parse(listed.body).as_array();
+  REQUIRE(list.size() == 2);
+  CHECK(text_of(member(list[0], "portfolioId")) == healthy);
+  CHECK(text_of(member(list[0], "name")) == "Kraken");
+  CHECK_FALSE(list[0].as_object().contains("corrupt"));
+  CHECK(list[1].as_object() == json::object{{"portfolioId", damaged}, {"corrupt", true}});
+
+  auto deleted = coinstats::delete_portfolio(f.connector, damaged);
+  CHECK(deleted.status == 200);
+  CHECK(json::parse(deleted.body) == json::object{{"portfolioId", damaged}, {"deleted", true}});
+  CHECK(coinstats::delete_portfolio(f.connector, damaged).status == 404);
+  const auto after = json::parse(coinstats::get_portfolios(f.connector).body).as_array();
+  REQUIRE(after.size() == 1);
+  CHECK(text_of(member(after[0], "portfolioId")) == healthy);
 }
 
 TEST_CASE("every malformed CoinStats connect body gets a clear error and the CoinStats status, storing nothing") {

@@ -4,6 +4,7 @@
 #include <keyfolio/testing/static_sources.hpp>
 
 #include "catch.hpp"
+#include "damage.hpp"
 #include "keys.hpp"
 #include "read_counting.hpp"
 #include "stored.hpp"
@@ -184,6 +185,103 @@ TEST_CASE("disconnect removes an account connect created, unless asked to keep i
   CHECK(again.status == ConnectResult::Status::connected);
   CHECK(again.portfolio_id != a.portfolio_id);
   CHECK(connector.disconnect(a.portfolio_id).error().code() == errc::not_found);
+}
+
+TEST_CASE("list reports a portfolio whose stored record does not authenticate as corrupt, beside the others") {
+  Fixture f;
+  PortfolioConnector connector(f.accounts);
+  auto a = connector.connect(binance("key-a", "s", "Alpha")).value();
+  auto b = connector.connect(binance("key-b", "s", "Beta")).value();
+  auto c = connector.connect(binance("key-c", "s", "Gamma")).value();
+  keyfolio::test::damage(*f.backend, "portfolios", b.portfolio_id);
+  const auto stored_version = f.backend->get("portfolios", b.portfolio_id).value()->version;
+
+  auto list = connector.list();
+  REQUIRE(list);
+  REQUIRE(list->size() == 3);
+  // The healthy ones by name, then the corrupt one, of which only the id and
+  // the stored version are known.
+  CHECK((*list)[0].id == a.portfolio_id);
+  CHECK((*list)[0].name == "Alpha");
+  CHECK_FALSE((*list)[0].corrupt);
+  CHECK((*list)[1].id == c.portfolio_id);
+  CHECK((*list)[1].name == "Gamma");
+  CHECK((*list)[1].account == c.account);
+  CHECK_FALSE((*list)[1].corrupt);
+  const keyfolio::Portfolio& damaged = (*list)[2];
+  CHECK(damaged.id == b.portfolio_id);
+  CHECK(damaged.corrupt);
+  CHECK(damaged.version == stored_version);
+  CHECK(damaged.name.empty());
+  CHECK(damaged.account.exchange().empty());
+  CHECK_FALSE(damaged.owns_account);
+  CHECK(damaged.created == keyfolio::Timestamp{});
+
+  auto got = connector.get(b.portfolio_id);
+  REQUIRE_FALSE(got);
+  CHECK(got.error().code() == errc::corrupt_data);
+  CHECK(connector.get(a.portfolio_id).value().name == "Alpha");
+}
+
+TEST_CASE("disconnect removes a portfolio whose stored record does not authenticate, with its snapshots and index entry") {
+  Fixture f;
+  PortfolioConnector connector(f.accounts);
+  auto a = connector.connect(binance("key-a", "s", "Alpha")).value();
+  auto b = connector.connect(binance("key-b", "s", "Beta")).value();
+  keyfolio::testing::StaticBalanceSource balances;
+  balances.set("binance", {{"BTC", 1}});
+  connector.sync(a.portfolio_id, balances).value();
+  connector.sync(b.portfolio_id, balances).value();
+  const auto b_snapshots = f.backend->scan("snapshots", b.portfolio_id + "/").value();
+  REQUIRE(b_snapshots.size() == 1);
+  const auto b_index = f.backend->scan("portfolio_index").value();
+  REQUIRE(b_index.size() == 2);
+  keyfolio::test::damage(*f.backend, "portfolios", a.portfolio_id);
+
+  // Its account cannot be known: removing it as asked is refused, and
+  // nothing changes.
+  const auto before = f.stored();
+  auto refused = connector.disconnect(a.portfolio_id, PortfolioConnector::AccountPolicy::remove);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code() == errc::corrupt_data);
+  CHECK(mentions(refused.error().message(), a.portfolio_id));
+  CHECK(mentions(refused.error().message(), "account"));
+  CHECK(same(f.stored(), before));
+
+  REQUIRE(connector.disconnect(a.portfolio_id));
+  auto list = connector.list().value();
+  REQUIRE(list.size() == 1);
+  CHECK(list[0].id == b.portfolio_id);
+  CHECK_FALSE(list[0].corrupt);
+  CHECK_FALSE(f.backend->get("portfolios", a.portfolio_id).value().has_value());
+  CHECK(f.backend->scan("snapshots", a.portfolio_id + "/").value().empty());
+  CHECK(same(f.backend->scan("snapshots").value(), b_snapshots));  // the other's, untouched
+  CHECK(f.backend->scan("portfolio_index").value().size() == 1);
+  CHECK(connector.snapshots(b.portfolio_id).value().size() == 1);
+  CHECK(connector.get(a.portfolio_id).error().code() == errc::not_found);
+  CHECK(connector.disconnect(a.portfolio_id).error().code() == errc::not_found);
+  // Whether the portfolio owned its account cannot be known either: the
+  // account stays, to be removed through the AccountManager.
+  CHECK(f.accounts.get(a.account).has_value());
+
+  // No index entry is left naming the removed portfolio: connecting the same
+  // exchange account again makes a new portfolio, linked to the account kept.
+  auto again = connector.connect(binance("key-a", "s")).value();
+  CHECK(again.status == ConnectResult::Status::connected);
+  CHECK(again.portfolio_id != a.portfolio_id);
+  CHECK(again.account == a.account);
+}
+
+TEST_CASE("disconnect keeping the account removes a portfolio whose stored record does not authenticate") {
+  Fixture f;
+  PortfolioConnector connector(f.accounts);
+  auto a = connector.connect(binance("key-a", "s")).value();
+  auto b = connector.connect(binance("key-b", "s")).value();
+  keyfolio::test::damage(*f.backend, "portfolios", a.portfolio_id);
+  REQUIRE(connector.disconnect(a.portfolio_id, PortfolioConnector::AccountPolicy::keep));
+  CHECK_FALSE(f.backend->get("portfolios", a.portfolio_id).value().has_value());
+  CHECK(f.accounts.get(a.account).has_value());
+  CHECK(connector.get(b.portfolio_id).has_value());
 }
 
 TEST_CASE("connect validates through the catalog, canonicalising aliases, and stores nothing on error") {

@@ -9,6 +9,7 @@
 //   GET /exchange/support   -> [{"connectionId", "name", "icon",
 //                                "connectionFields": [{"name": "API Key", "key": "apiKey"}, ...]}]
 //   GET /portfolios         -> [{"portfolioId", "name", "connectionId", "createdAt", "updatedAt"}]
+//                              (a corrupt portfolio: {"portfolioId", "corrupt": true})
 //   GET .../coins           -> {"currency": "USD", "result": [{"coinId": "BTC", "amount": 0.5,
 //                               "price": 64000, "value": 32000}, ...]}   (price and value null
 //                                                                          when unpriced)
@@ -68,7 +69,8 @@ KEYFOLIO_EXPORT Response post_portfolio_exchange(PortfolioConnector& connector, 
                                                  const Limits& limits = {});
 KEYFOLIO_EXPORT Response get_exchange_support(const PortfolioConnector& connector);
 KEYFOLIO_EXPORT Response get_portfolios(const PortfolioConnector& connector);
-// DELETE: 200 with {"portfolioId": "...", "deleted": true}.
+// DELETE: 200 with {"portfolioId": "...", "deleted": true}; a corrupt
+// portfolio is deleted too, keeping its account (PortfolioConnector::disconnect).
 KEYFOLIO_EXPORT Response delete_portfolio(PortfolioConnector& connector, std::string_view portfolio_id);
 KEYFOLIO_EXPORT Response get_coins(const PortfolioConnector& connector, std::string_view portfolio_id,
                                    PriceSource& prices);
