@@ -97,7 +97,7 @@ boost::json::storage_ptr wiping_storage() {
   return boost::json::storage_ptr(&resource);
 }
 
-std::string shown_name(std::string_view name) { return quote_abbreviated(name, 20); }
+std::string shown_name(std::string_view name) { return shown_field_name(name); }
 
 std::string_view kind_of(const boost::json::value& v) noexcept {
   switch (v.kind()) {

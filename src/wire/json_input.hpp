@@ -28,8 +28,8 @@ boost::json::storage_ptr wiping_storage();
 Result<boost::json::value> parse_json(std::string_view text, std::string_view what, const JsonLimits& limits,
                                       boost::json::storage_ptr storage);
 
-// A JSON member or field name as messages show it: whole when short, else
-// its first characters and length (a long "name" may be a misplaced value).
+// A JSON member or field name as messages show it: quoted when it looks like
+// an identifier, else only its length (it may be a misplaced secret).
 std::string shown_name(std::string_view name);
 
 // The JSON type of `v` for messages: "a string", "a number", "null", ...
