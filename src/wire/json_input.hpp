@@ -6,6 +6,7 @@
 
 #include <keyfolio/error.hpp>
 
+#include <boost/json/memory_resource.hpp>
 #include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
 
@@ -18,6 +19,21 @@ namespace keyfolio::detail {
 struct JsonLimits {
   std::size_t max_size = 1 << 20;  // bytes
   std::size_t max_depth = 16;
+};
+
+// A memory resource that zeroes every block before handing it back to its
+// upstream (the heap by default). Thread-safe when its upstream is.
+class WipingResource final : public boost::json::memory_resource {
+ public:
+  WipingResource() noexcept;
+  explicit WipingResource(boost::json::memory_resource* upstream) noexcept;
+
+ private:
+  void* do_allocate(std::size_t bytes, std::size_t align) override;
+  void do_deallocate(void* p, std::size_t bytes, std::size_t align) override;
+  bool do_is_equal(const memory_resource& other) const noexcept override;
+
+  boost::json::memory_resource* upstream_;
 };
 
 // Storage whose blocks are zeroed when released; for values that hold secrets.
