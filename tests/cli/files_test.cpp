@@ -60,7 +60,8 @@ namespace {
 // What one read_input call gave.
 struct Reading {
   std::string path;
-  std::optional<std::size_t> size;  // of the text read
+  std::string expected;  // the input
+  std::optional<bool> read_whole;  // whether the text read is the input
   std::optional<keyfolio::errc> error;
   bool out_of_memory = false;
 };
@@ -71,7 +72,7 @@ void* read_and_wipe(void* arg) {
     auto text = keyfolio::cli::read_input(r.path);
     if (text) {
       keyfolio::cli::Wiped wipe{*text};
-      r.size = text->size();
+      r.read_whole = *text == r.expected;
     } else {
       r.error = text.error().code();
     }
@@ -103,7 +104,7 @@ struct Watched {
 // dynamic linker saves them on the stack when it binds a symbol on first
 // call, which no code of the tool can wipe; a read buffer left as it was
 // holds a far longer piece.
-Watched watched_read(const std::string& path, std::size_t fail_at = 0) {
+Watched watched_read(const std::string& path, const std::string& input, std::size_t fail_at = 0) {
   constexpr std::size_t stack_size = std::size_t{1} << 20;
   void* stack = ::mmap(nullptr, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   REQUIRE(stack != MAP_FAILED);
@@ -112,6 +113,7 @@ Watched watched_read(const std::string& path, std::size_t fail_at = 0) {
   REQUIRE(::pthread_attr_setstack(&attr, stack, stack_size) == 0);
   Watched w;
   w.reading.path = path;
+  w.reading.expected = input;
   watch = Watch{true, fail_at, 0, 0};
   pthread_t thread;
   const int started = ::pthread_create(&thread, &attr, read_and_wipe, &w.reading);
@@ -161,17 +163,19 @@ class FailingStdin {
 TEST_CASE("read_input returns the whole input and leaves no other copy of it on its stack or in freed memory") {
   keyfolio::test::TempDir dir;
   const std::string path = (dir / "accounts.json").string();
-  write_text(path, canaries(5 * chunk / 2));
-  const auto w = watched_read(path);
-  REQUIRE(w.reading.size);
-  CHECK(*w.reading.size == 5 * chunk / 2);
+  const std::string input = canaries(5 * chunk / 2);
+  write_text(path, input);
+  const auto w = watched_read(path, input);
+  REQUIRE(w.reading.read_whole);
+  CHECK(*w.reading.read_whole);
   CHECK_FALSE(w.stack_holds_input);
   CHECK(w.freed_with_canary == 0);
 }
 
 TEST_CASE("read_input wipes its read buffer when a read fails midway") {
-  const FailingStdin input(canaries(chunk / 2));
-  const auto w = watched_read("-");
+  const std::string input = canaries(chunk / 2);
+  const FailingStdin failing(input);
+  const auto w = watched_read("-", input);
   REQUIRE(w.reading.error);
   CHECK(*w.reading.error == keyfolio::errc::storage_error);
   CHECK_FALSE(w.stack_holds_input);
@@ -181,8 +185,20 @@ TEST_CASE("read_input wipes its read buffer when a read fails midway") {
 TEST_CASE("read_input wipes its read buffer when memory runs out for the text") {
   keyfolio::test::TempDir dir;
   const std::string path = (dir / "accounts.json").string();
-  write_text(path, canaries(3 * chunk));
-  const auto w = watched_read(path, 1);  // the text's first allocation, for the first chunk
+  const std::string input = canaries(3 * chunk);
+  write_text(path, input);
+  const auto w = watched_read(path, input, 1);  // the text's first allocation, for the first chunk
+  CHECK(w.reading.out_of_memory);
+  CHECK_FALSE(w.stack_holds_input);
+  CHECK(w.freed_with_canary == 0);
+}
+
+TEST_CASE("read_input wipes the text read so far when memory runs out for more of it") {
+  keyfolio::test::TempDir dir;
+  const std::string path = (dir / "accounts.json").string();
+  const std::string input = canaries(3 * chunk);
+  write_text(path, input);
+  const auto w = watched_read(path, input, 2);  // growing the text for the second chunk
   CHECK(w.reading.out_of_memory);
   CHECK_FALSE(w.stack_holds_input);
   CHECK(w.freed_with_canary == 0);
