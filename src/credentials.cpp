@@ -12,11 +12,10 @@ Error invalid_field(const std::string& message) { return Error(errc::validation_
 
 // A field name as messages and stream output show it. The catalog's own
 // names are shown whole. Any other name might be a value pasted into the
-// wrong place, so beyond a short field-name length only its first characters
-// and its length are shown.
+// wrong place, so it is quoted only when it looks like an identifier.
 std::string shown_name(std::string_view name, const ExchangeCatalog& catalog) {
   if (catalog.find_field(name) != nullptr) return detail::quote(name);
-  return detail::quote_abbreviated(name, 20);
+  return detail::shown_field_name(name);
 }
 
 std::string join(const std::vector<std::string>& items) {

@@ -1,6 +1,7 @@
 // The commands on accounts: add, list, show, rm, and exchanges (what each
 // exchange needs).
 #include "cli.hpp"
+#include "files.hpp"
 #include "prompts.hpp"
 
 #include <iostream>
@@ -82,7 +83,11 @@ int cmd_show(const Options& o, std::vector<std::string> args) {
     const bool secret = field == nullptr || field->secret;
     std::cout << "  " << key << ": ";
     if (reveal || !secret) {
-      std::cout << value.reveal();
+      // Straight from secure memory to the descriptor: through std::cout the
+      // value would stay behind in the stream's buffer. Flushed first so the
+      // output stays in order.
+      std::cout.flush();
+      if (auto written = write_file("-", {value.reveal()}, false); !written) return fail(written.error());
     } else {
       std::cout << value;
     }

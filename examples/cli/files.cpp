@@ -102,24 +102,29 @@ keyfolio::Result<std::string> read_input(const std::string& path) {
   }
   std::string text;
   char buffer[65536];
-  // Wiped on every way out: the last chunk read stays in it otherwise.
+  // Both wiped on every way out, an exception included: otherwise the last
+  // chunk read stays in the buffer, and what was read before an error stays
+  // in the text's freed memory. A complete read has moved the text into its
+  // result before this runs, and wipes only what the move left behind.
   struct WipeOnExit {
-    char* p;
-    std::size_t n;
-    ~WipeOnExit() { sodium_memzero(p, n); }
-  } wipe_buffer{buffer, sizeof buffer};
+    char* buffer;
+    std::size_t size;
+    std::string& text;
+    ~WipeOnExit() {
+      sodium_memzero(buffer, size);
+      sodium_memzero(text.data(), text.size());
+    }
+  } wipe{buffer, sizeof buffer, text};
   for (;;) {
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       if (fd != STDIN_FILENO) ::close(fd);
-      sodium_memzero(text.data(), text.size());
       return io_error("read", path);
     }
     if (n == 0) break;
     if (text.size() + static_cast<std::size_t>(n) > limit) {
       if (fd != STDIN_FILENO) ::close(fd);
-      sodium_memzero(text.data(), text.size());
       return invalid(path + " is larger than 1 GiB; split it");
     }
     // Grown by hand so that no copy of a secret is left behind in freed memory.

@@ -124,6 +124,47 @@ std::string quote_abbreviated(std::string_view text, std::size_t whole) {
   return quote(text.substr(0, 3)) + "... (" + std::to_string(text.size()) + " bytes)";
 }
 
+namespace {
+
+// Looks like an identifier: 1 to 24 bytes; an ASCII letter first; then ASCII
+// letters, '_', '-' and '.'; digits only as a run of at most two at the very
+// end ("apikey2", "key_v10"); and either no lower-case letter at all
+// ("API_KEY") or at most four upper-case ones ("PublicApiKey"). Real field
+// names (apiKey, secret, password, uid, privateKey, walletAddress, api_key,
+// PassPhrase) pass. Typical secrets do not: random mixed-case alphanumerics
+// have digits inside or many upper-case letters, base64 has '+', '/' or '=',
+// hex has digits throughout, and a passphrase usually has a digit or a
+// symbol. A short lower-case word cannot be told from a name and is quoted.
+bool looks_like_identifier(std::string_view name) noexcept {
+  if (name.empty() || name.size() > 24) return false;
+  auto is_letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (!is_letter(name.front())) return false;
+  std::size_t end = name.size();
+  while (end > 0 && is_digit(name[end - 1])) --end;
+  if (name.size() - end > 2) return false;
+  std::size_t upper = 0;
+  std::size_t lower = 0;
+  for (std::size_t i = 0; i < end; ++i) {
+    const char c = name[i];
+    if (c >= 'A' && c <= 'Z') {
+      ++upper;
+    } else if (c >= 'a' && c <= 'z') {
+      ++lower;
+    } else if (c != '_' && c != '-' && c != '.') {
+      return false;
+    }
+  }
+  return lower == 0 || upper <= 4;
+}
+
+}  // namespace
+
+std::string shown_field_name(std::string_view name) {
+  if (looks_like_identifier(name)) return quote(name);
+  return "a field name of " + std::to_string(name.size()) + " bytes";
+}
+
 std::string place_of(std::string_view text, std::size_t offset) {
   offset = std::min(offset, text.size());
   const auto before = text.substr(0, offset);

@@ -46,6 +46,12 @@ std::string quote(std::string_view text, std::size_t max_bytes = 80);
 // place.
 std::string quote_abbreviated(std::string_view text, std::size_t whole);
 
+// A name from input (a JSON member name, a credential field name) as
+// messages show it: quoted when it looks like an identifier, else "a field
+// name of N bytes", because a name that does not may be a secret pasted into
+// the wrong place. See the .cpp for the rule.
+std::string shown_field_name(std::string_view name);
+
 // "line L, column C" of byte `offset` in `text`.
 std::string place_of(std::string_view text, std::size_t offset);
 

@@ -15,16 +15,18 @@
 namespace keyfolio::detail {
 namespace {
 
-class WipingResource final : public boost::json::memory_resource {
+// Plain heap blocks, the default under WipingResource.
+class HeapResource final : public boost::json::memory_resource {
   void* do_allocate(std::size_t bytes, std::size_t align) override {
     return ::operator new(bytes, std::align_val_t(align));
   }
   void do_deallocate(void* p, std::size_t bytes, std::size_t align) override {
-    detail::secure_wipe(p, bytes);
     ::operator delete(p, bytes, std::align_val_t(align));
   }
   bool do_is_equal(const memory_resource& other) const noexcept override { return this == &other; }
 };
+
+HeapResource heap_resource;
 
 // A first pass over the document that only checks structure: syntax, depth
 // and duplicate member names, which Boost.JSON's value parser would silently
@@ -92,12 +94,25 @@ struct StructureCheck {
 
 }  // namespace
 
+WipingResource::WipingResource() noexcept : upstream_(&heap_resource) {}
+
+WipingResource::WipingResource(boost::json::memory_resource* upstream) noexcept : upstream_(upstream) {}
+
+void* WipingResource::do_allocate(std::size_t bytes, std::size_t align) { return upstream_->allocate(bytes, align); }
+
+void WipingResource::do_deallocate(void* p, std::size_t bytes, std::size_t align) {
+  secure_wipe(p, bytes);
+  upstream_->deallocate(p, bytes, align);
+}
+
+bool WipingResource::do_is_equal(const memory_resource& other) const noexcept { return this == &other; }
+
 boost::json::storage_ptr wiping_storage() {
   static WipingResource resource;
   return boost::json::storage_ptr(&resource);
 }
 
-std::string shown_name(std::string_view name) { return quote_abbreviated(name, 20); }
+std::string shown_name(std::string_view name) { return shown_field_name(name); }
 
 std::string_view kind_of(const boost::json::value& v) noexcept {
   switch (v.kind()) {
@@ -113,8 +128,13 @@ std::string_view kind_of(const boost::json::value& v) noexcept {
   return "a value";
 }
 
-Result<boost::json::value> parse_json(std::string_view text, std::string_view what, const JsonLimits& limits,
-                                      boost::json::storage_ptr storage) {
+namespace {
+
+// Both parse passes, in a frame of their own below parse_json's, so that the
+// stack they used can be wiped once they return.
+[[gnu::noinline]] Result<boost::json::value> parse_on_stack(std::string_view text, std::string_view what,
+                                                            const JsonLimits& limits,
+                                                            boost::json::storage_ptr storage) {
   const auto invalid = [&](const std::string& message) {
     return Error(errc::invalid_argument, std::string(what) + " " + message);
   };
@@ -149,6 +169,30 @@ Result<boost::json::value> parse_json(std::string_view text, std::string_view wh
   parser.write(text.data(), text.size(), ec);
   if (ec) return invalid("is not valid JSON (" + ec.message() + ")");
   return parser.release();
+}
+
+// Boost.JSON 1.81 un-escapes a string that holds an escape (a PEM key's \n,
+// a \u sequence) through a buffer on the stack, BOOST_JSON_STACK_BUFFER_SIZE
+// (4 KiB) bytes in basic_parser::parse_unescaped, and never clears it; its
+// frames recurse once per nesting level, at most max_depth (<= 17 here) deep.
+// Called from the frame that called parse_on_stack, this overwrites the
+// stack below that frame, where those frames lived. 64 KiB covers the 4 KiB
+// buffer plus every frame of the deepest parse with a wide margin, and is
+// small next to any thread's stack.
+[[gnu::noinline]] void wipe_stack_below() noexcept {
+  unsigned char area[64 * 1024];
+  secure_wipe(area, sizeof area);
+  // Keeps the array (and the call) from being optimised away.
+  asm volatile("" : : "r"(area) : "memory");
+}
+
+}  // namespace
+
+Result<boost::json::value> parse_json(std::string_view text, std::string_view what, const JsonLimits& limits,
+                                      boost::json::storage_ptr storage) {
+  auto parsed = parse_on_stack(text, what, limits, std::move(storage));
+  wipe_stack_below();
+  return parsed;
 }
 
 }  // namespace keyfolio::detail

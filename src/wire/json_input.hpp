@@ -6,6 +6,7 @@
 
 #include <keyfolio/error.hpp>
 
+#include <boost/json/memory_resource.hpp>
 #include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
 
@@ -20,6 +21,21 @@ struct JsonLimits {
   std::size_t max_depth = 16;
 };
 
+// A memory resource that zeroes every block before handing it back to its
+// upstream (the heap by default). Thread-safe when its upstream is.
+class WipingResource final : public boost::json::memory_resource {
+ public:
+  WipingResource() noexcept;
+  explicit WipingResource(boost::json::memory_resource* upstream) noexcept;
+
+ private:
+  void* do_allocate(std::size_t bytes, std::size_t align) override;
+  void do_deallocate(void* p, std::size_t bytes, std::size_t align) override;
+  bool do_is_equal(const memory_resource& other) const noexcept override;
+
+  boost::json::memory_resource* upstream_;
+};
+
 // Storage whose blocks are zeroed when released; for values that hold secrets.
 boost::json::storage_ptr wiping_storage();
 
@@ -28,8 +44,8 @@ boost::json::storage_ptr wiping_storage();
 Result<boost::json::value> parse_json(std::string_view text, std::string_view what, const JsonLimits& limits,
                                       boost::json::storage_ptr storage);
 
-// A JSON member or field name as messages show it: whole when short, else
-// its first characters and length (a long "name" may be a misplaced value).
+// A JSON member or field name as messages show it: quoted when it looks like
+// an identifier, else only its length (it may be a misplaced secret).
 std::string shown_name(std::string_view name);
 
 // The JSON type of `v` for messages: "a string", "a number", "null", ...

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <stdlib.h>
 #include <string>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -27,6 +28,7 @@ namespace fs = std::filesystem;
 struct Run {
   int status = -1;
   std::string out, err;
+  std::vector<std::string> writes;  // to standard output, one each; with stdout_writes only
 };
 
 struct Launch {
@@ -35,6 +37,9 @@ struct Launch {
   std::vector<std::string> env;
   std::string cwd;               // empty: this process's
   bool stderr_on_terminal = false;  // a pseudo-terminal instead of a pipe
+  // Standard output on a socket that keeps the bounds of each write(2), so
+  // that Run::writes shows what the tool wrote in which write.
+  bool stdout_writes = false;
 };
 
 void drain(int fd, std::string& to) {
@@ -48,7 +53,11 @@ void drain(int fd, std::string& to) {
 Run keyfolio_cli(const Launch& launch) {
   int in[2], out[2], err[2];
   REQUIRE(::pipe(in) == 0);
-  REQUIRE(::pipe(out) == 0);
+  if (launch.stdout_writes) {
+    REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, out) == 0);
+  } else {
+    REQUIRE(::pipe(out) == 0);
+  }
   REQUIRE(::pipe(err) == 0);
   int terminal = -1;
   std::string terminal_name;
@@ -91,7 +100,16 @@ Run keyfolio_cli(const Launch& launch) {
   (void)!::write(in[1], launch.input.data(), launch.input.size());
   ::close(in[1]);
   Run r;
-  drain(out[0], r.out);
+  if (launch.stdout_writes) {
+    std::vector<char> buffer(std::size_t{1} << 20);
+    for (ssize_t n; (n = ::recv(out[0], buffer.data(), buffer.size(), 0)) > 0;) {
+      r.writes.emplace_back(buffer.data(), static_cast<std::size_t>(n));
+      r.out += r.writes.back();
+    }
+    ::close(out[0]);
+  } else {
+    drain(out[0], r.out);
+  }
   drain(err[0], r.err);
   int status = 0;
   ::waitpid(pid, &status, 0);
@@ -176,6 +194,30 @@ TEST_CASE("keyfolio init, add, list, show and rm work as an operator uses them")
   auto reveal = cli({"show", "BINANCE/main", "--reveal"});
   REQUIRE(reveal.status == 0);
   CHECK(mentions(reveal.out, "apiKey: " + canary_key));
+  // The whole listing in order, each value in place of [redacted].
+  std::string expected = show.out;
+  for (const std::string& value : {canary_key, std::string("new")}) {
+    const auto at = expected.find("[redacted]");
+    REQUIRE(at != std::string::npos);
+    expected.replace(at, std::string_view("[redacted]").size(), value);
+  }
+  const bool listing_in_order = reveal.out == expected;
+  CHECK(listing_in_order);
+  // Each value goes from secure memory to standard output in a write of its
+  // own: through std::cout it would be copied into the stream's buffer, and
+  // written with the text around it.
+  Launch launch{{"show", "BINANCE/main", "--reveal"}, {}, cli.env(), cli.dir.path().string()};
+  launch.stdout_writes = true;
+  auto writes = keyfolio_cli(launch);
+  REQUIRE(writes.status == 0);
+  const bool same_output = writes.out == reveal.out;
+  CHECK(same_output);
+  CHECK(std::count(writes.writes.begin(), writes.writes.end(), canary_key) == 1);
+  CHECK(std::count(writes.writes.begin(), writes.writes.end(), "new") == 1);
+  const bool key_in_one_write = std::count_if(writes.writes.begin(), writes.writes.end(), [](const std::string& w) {
+                                return mentions(w, canary_key);
+                              }) == 1;
+  CHECK(key_in_one_write);
 
   for (const auto& r : {init, add, update, list, json, show}) {
     CHECK_FALSE(mentions(r.out, "CANARY"));

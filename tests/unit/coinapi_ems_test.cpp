@@ -178,6 +178,17 @@ TEST_CASE("every malformed EMS body gets a clear error, the EMS status, and stor
       {"a secret pasted as a parameter key",
        R"({"exchange_id": "BINANCE/x", "parameters": [{"key": ")" + canary + canary + R"(", "value": "v"}]})",
        errc::validation_failed, 405, "bytes"},
+      {"a short passphrase pasted as a parameter key",
+       R"({"exchange_id": "BINANCE/x", "parameters": [{"key": "hunter2!x9Q", "value": "v"}]})",
+       errc::validation_failed, 405, "a field name of 11 bytes"},
+      {"a random key pasted as a parameter key",
+       R"({"exchange_id": "BINANCE/x", "parameters": [{"key": "q7GzR2mKp9XwLb4T", "value": "v"}]})",
+       errc::validation_failed, 405, "a field name of 16 bytes"},
+      {"a short passphrase pasted as a member name", R"({"exchange_id": "BINANCE/x", "hunter2!x9Q": []})",
+       errc::invalid_argument, 400, "unknown member a field name of 11 bytes"},
+      {"an unknown identifier-like parameter key",
+       R"({"exchange_id": "BINANCE/x", "parameters": [{"key": "PublicApiKey", "value": "k"}, {"key": "PrivateApiKey", "value": "s"}, {"key": "apikey2", "value": "v"}]})",
+       errc::validation_failed, 405, "\"apikey2\""},
       {"too many parameters", many, errc::invalid_argument, 400, "at most 32"},
       {"one bad account in an array",
        "[" + body_of("BINANCE/ok", "k", "s") + "," + body_of("NOSUCHX/a", "k", canary) + "]",
@@ -194,6 +205,8 @@ TEST_CASE("every malformed EMS body gets a clear error, the EMS status, and stor
     CHECK(error.code() == c.code);
     CHECK(mentions(error.message(), c.says));
     CHECK_FALSE(mentions(error.message(), canary));
+    CHECK_FALSE(mentions(error.message(), "hunter2"));
+    CHECK_FALSE(mentions(error.message(), "q7GzR2mKp9XwLb4T"));
 
     auto response = ems::post_accounts(s.manager, c.body);
     CHECK(response.status == c.status);

@@ -144,6 +144,14 @@ TEST_CASE("every malformed CoinStats connect body gets a clear error and the Coi
        400, "password"},
       {"an unknown member", R"({"connectionId": "binance", "connectionFields": {}, "nmae": "x"})", 400,
        "unknown member \"nmae\""},
+      {"a short passphrase pasted as a member name",
+       R"({"connectionId": "binance", "connectionFields": {}, "hunter2!x9Q": "x"})", 400,
+       "unknown member a field name of 11 bytes"},
+      {"a random key pasted as a connection field name",
+       R"({"connectionId": "binance", "connectionFields": {"apiKey": "k", "secret": "s", "q7GzR2mKp9XwLb4T": 1}})",
+       400, "a field name of 16 bytes"},
+      {"an unknown identifier-like member", R"({"connectionId": "binance", "connectionFields": {}, "apikey2": "x"})",
+       400, "unknown member \"apikey2\""},
       {"a numeric name", R"({"connectionId": "binance", "connectionFields": {"apiKey": "k", "secret": "s"}, "name": 3})",
        400, "\"name\" must be a string"},
       {"a name with a control character",
@@ -164,6 +172,8 @@ TEST_CASE("every malformed CoinStats connect body gets a clear error and the Coi
     CHECK(member(reply, "statusCode") == c.status);
     CHECK(mentions(text_of(member(reply, "message")), c.says));
     CHECK_FALSE(mentions(response.body, canary));
+    CHECK_FALSE(mentions(response.body, "hunter2"));
+    CHECK_FALSE(mentions(response.body, "q7GzR2mKp9XwLb4T"));
     CHECK(same(f.stored(), before));
   }
 }

@@ -20,6 +20,7 @@ namespace {
 const std::vector<std::string> secret_values = {
     "AKIA-distinctive-api-key-77f1",          "sk-distinctive-secret-value-9c3e",
     "distinctive passphrase with spaces 41",  std::string(Credentials::max_value_size + 1, 'Z'),
+    "hunter2!x9Q",                            "q7GzR2mKp9XwLb4T",
 };
 
 template <class T>
@@ -70,6 +71,9 @@ TEST_CASE("no output of secrets, credentials or their errors contains a secret v
   out.add_result(c.add(secret_values[1], SecretString("x")));
   out.add_result(c.add(secret_values[1], SecretString("x")));
   out.add_result(c.add(secret_values[0] + "\n", SecretString("x")));
+  // Short passphrase-like values as field names.
+  out.add_result(c.add(secret_values[4], SecretString("x")));
+  out.add_result(c.add(secret_values[5], SecretString("x")));
   out.texts.push_back(streamed(c));
   out.texts.push_back(keyfolio::test::printed(c));
   // Missing password, unknown pin.
@@ -88,5 +92,6 @@ TEST_CASE("no output of secrets, credentials or their errors contains a secret v
   }
   // The outputs still say something useful.
   CHECK(streamed(c) ==
-        "{apiKey: [redacted], \"pin\": [redacted], secret: [redacted], \"sk-\"... (32 bytes): [redacted]}");
+        "{apiKey: [redacted], a field name of 11 bytes: [redacted], \"pin\": [redacted], "
+        "a field name of 16 bytes: [redacted], secret: [redacted], a field name of 32 bytes: [redacted]}");
 }

@@ -39,3 +39,18 @@ TEST_CASE("edit distance counts insertions, deletions and substitutions") {
   CHECK(edit_distance("abc", "xyz", 3) == 3);
   CHECK(edit_distance("a", "abcdefgh", 3) == 4);
 }
+
+TEST_CASE("a field name is quoted only when it looks like an identifier, else described by its length") {
+  for (const char* name : {"apiKey", "secret", "password", "uid", "privateKey", "walletAddress", "api_key",
+                           "passphrase", "PassPhrase", "PublicApiKey", "API_KEY", "apikey2", "key.v10"}) {
+    INFO(name);
+    CHECK(shown_field_name(name) == quote(name));
+  }
+  for (const char* value : {"hunter2!x9Q", "q7GzR2mKp9XwLb4T", "aBcDeFgHiJkLmNoP", "sk-9c3e77f1distinct",
+                            "dGhpcyBpcyBzZWNyZXQ=", "deadbeef00112233", "k3y", "x123", ""}) {
+    const std::string name = value;
+    // Compared without printing either side: the inputs stand for secrets.
+    const bool described = shown_field_name(name) == "a field name of " + std::to_string(name.size()) + " bytes";
+    CHECK(described);
+  }
+}
