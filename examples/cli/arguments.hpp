@@ -6,6 +6,7 @@
 
 #include <keyfolio/keyfolio.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -23,6 +24,12 @@ struct Usage {
 struct Options {
   std::optional<std::string> store;
   std::optional<int> passphrase_fd;
+  // Open a store that fails its integrity check anyway (--recover).
+  bool recover = false;
+  // Whether opening with `recover` prints what the check found.
+  bool warn_when_recovering = true;
+  // Refuse a store older than this generation (--min-generation N).
+  std::uint64_t minimum_generation = 0;
   std::string command;
   std::vector<std::string> args;  // after the command
 };

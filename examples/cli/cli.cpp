@@ -49,7 +49,8 @@ keyfolio::Error unknown_exchange(const std::string& name, const keyfolio::Exchan
                          "expected an exchange such as BINANCE, not the account id " + parsed->spelling());
 }
 
-keyfolio::Result<keyfolio::AccountManager> open_store(const Options& o, bool create) {
+keyfolio::Result<keyfolio::AccountManager> open_store(const Options& o, bool create,
+                                                      std::optional<keyfolio::KeySource>* key) {
   const fs::path path = store_path(o);
   if (create && path.has_parent_path()) {
     std::error_code ec;
@@ -74,7 +75,21 @@ keyfolio::Result<keyfolio::AccountManager> open_store(const Options& o, bool cre
     }
     return backend.error();
   }
-  auto manager = keyfolio::AccountManager::open(*backend, keyfolio::KeySource::passphrase(std::move(*secret)));
+  auto source = keyfolio::KeySource::passphrase(std::move(*secret));
+  keyfolio::AccountManager::Options open_options;
+  open_options.recover = o.recover;
+  open_options.minimum_generation = o.minimum_generation;
+  auto manager = keyfolio::AccountManager::open(*backend, source, open_options);
+  if (manager && o.recover && o.warn_when_recovering && !manager->integrity().intact()) {
+    std::cerr << "keyfolio: opened to recover; the store fails its integrity check:\n";
+    for (const auto& finding : manager->integrity().findings) std::cerr << "  " << finding.message << '\n';
+  }
+  if (manager && key != nullptr) key->emplace(std::move(source));
+  if (!manager && !is_new && manager.error().code() == keyfolio::errc::corrupt_data && !o.recover) {
+    return keyfolio::Error(manager.error().code(),
+                           manager.error().message() +
+                               "\n`keyfolio verify` says what differs; `keyfolio --recover export FILE` saves what survives");
+  }
   // Clean up after a failed init, unless another process created the store
   // meanwhile (then it opened with its own passphrase, and this one is wrong).
   if (!manager && is_new && manager.error().code() != keyfolio::errc::wrong_key) {

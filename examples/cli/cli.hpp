@@ -38,11 +38,21 @@ keyfolio::Error unknown_exchange(const std::string& name, const keyfolio::Exchan
 // `create`, a missing store (and its directory, private to its owner) is
 // created, and a failed creation leaves no file behind; without it, a missing
 // store is not_found.
-keyfolio::Result<keyfolio::AccountManager> open_store(const Options& o, bool create);
+// With `key`, the key the store was opened with is kept there (for a
+// rotation under the same passphrase). Opened with --recover, what the
+// integrity check found is printed on standard error.
+keyfolio::Result<keyfolio::AccountManager> open_store(const Options& o, bool create,
+                                                      std::optional<keyfolio::KeySource>* key = nullptr);
+
+// Rotates the store's data key, the key that wraps it becoming `key`, with
+// a progress bar on a terminal; prints what it did.
+int rotate(keyfolio::AccountManager& manager, const keyfolio::KeySource& key, std::string_view done);
 
 // store_commands.cpp
 int cmd_init(const Options& o, std::vector<std::string> args);
 int cmd_passwd(const Options& o, std::vector<std::string> args);
+int cmd_rotate(const Options& o, std::vector<std::string> args);
+int cmd_verify(const Options& o, std::vector<std::string> args);
 
 // account_commands.cpp
 int cmd_add(const Options& o, std::vector<std::string> args);

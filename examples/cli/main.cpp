@@ -14,6 +14,8 @@
 #include "cli.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -22,7 +24,7 @@
 namespace keyfolio::cli {
 namespace {
 
-constexpr const char* general_help = R"(usage: keyfolio [--store PATH] [--passphrase-fd N] COMMAND [ARGS]
+constexpr const char* general_help = R"(usage: keyfolio [--store PATH] [--passphrase-fd N] [--recover] [--min-generation N] COMMAND [ARGS]
 
 Keeps exchange API keys encrypted in a keyfolio store.
 
@@ -40,7 +42,9 @@ commands:
   portfolios [--json]       list portfolios
   disconnect PORTFOLIO [--keep-account]
                             remove a portfolio (by id or name)
-  passwd                    change the store's passphrase
+  passwd [--rotate]         change the store's passphrase (and its data key)
+  rotate                    replace the store's data key, re-sealing every record
+  verify                    check the store's integrity and print its generation
   export FILE [--plaintext] [--force]
                             write every account to an encrypted bundle
   import FILE               add or update the accounts of a bundle or EMS JSON file
@@ -48,7 +52,9 @@ commands:
 The store is --store PATH, else $KEYFOLIO_STORE, else $XDG_DATA_HOME/keyfolio/keyfolio.db.
 The passphrase comes from --passphrase-fd N, else the file named by
 $KEYFOLIO_PASSPHRASE_FILE, else a prompt on the terminal.
-Exit codes: 2 usage, 3 not found, 4 validation, 5 wrong passphrase, 1 other.
+--recover opens a store that fails its integrity check, to export what survives;
+--min-generation N refuses a store older than generation N (see `keyfolio verify`).
+Exit codes: 2 usage, 3 not found, 4 validation, 5 wrong passphrase, 1 other (a damaged store).
 Run `keyfolio COMMAND --help` for a command's options.
 )";
 
@@ -91,9 +97,22 @@ constexpr Command commands[] = {
      "and the account `connect` stored for it unless --keep-account. Accounts added before stay.\n"
      "A CORRUPT portfolio is removed by id, keeping any account: which one it held is unknown.\n"},
     {"passwd", cmd_passwd,
-     "usage: keyfolio passwd [--new-passphrase-fd N]\n\n"
+     "usage: keyfolio passwd [--rotate] [--new-passphrase-fd N]\n\n"
      "Changes the store's passphrase. The new one comes from --new-passphrase-fd N, else the file\n"
-     "named by $KEYFOLIO_NEW_PASSPHRASE_FILE, else a prompt (asked twice).\n"},
+     "named by $KEYFOLIO_NEW_PASSPHRASE_FILE, else a prompt (asked twice). With --rotate the data\n"
+     "key is replaced too, as `rotate` does: an old copy of the store's keyring then opens nothing.\n"},
+    {"rotate", cmd_rotate,
+     "usage: keyfolio rotate\n\n"
+     "Replaces the store's data key with a new random one, under the same passphrase, re-sealing\n"
+     "every record in one atomic write. Afterwards a copy of the old keyring (a backup, a snapshot)\n"
+     "and the passphrase open no current record. With --recover, a damaged store is sealed anew\n"
+     "without the records that do not authenticate.\n"},
+    {"verify", cmd_verify,
+     "usage: keyfolio verify\n\n"
+     "Checks every record of the store against its integrity record and prints the store's\n"
+     "generation and what differs: missing, older or unexpected records. Exits 0 when the store\n"
+     "is intact, 1 when it is damaged. Keep the generation elsewhere and pass it to\n"
+     "--min-generation to have an older copy of the whole store refused.\n"},
     {"export", cmd_export,
      "usage: keyfolio export FILE [--plaintext] [--force] [--bundle-passphrase-fd N]\n\n"
      "Writes every account to FILE (- for standard output) as an encrypted keyfolio bundle, sealed\n"
@@ -130,6 +149,19 @@ int run(int argc, char** argv) {
         std::vector<std::string> option{a, v};
         o.passphrase_fd = take_fd(option, a);
       }
+      continue;
+    }
+    if (a == "--recover") {
+      o.recover = true;
+      continue;
+    }
+    if (a == "--min-generation") {
+      if (i + 1 >= argc) throw Usage{a + " needs a value"};
+      const std::string v = argv[++i];
+      std::uint64_t n = 0;
+      const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc() || end != v.data() + v.size()) throw Usage{a + " takes a number, the generation to require"};
+      o.minimum_generation = n;
       continue;
     }
     if (a.rfind("-", 0) == 0) throw Usage{"unknown option " + a};

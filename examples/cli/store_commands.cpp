@@ -1,7 +1,9 @@
-// The commands on the store as a whole: init and passwd.
+// The commands on the store as a whole: init, passwd, rotate and verify.
 #include "cli.hpp"
+#include "progress_bar.hpp"
 #include "prompts.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -21,17 +23,70 @@ int cmd_init(const Options& o, std::vector<std::string> args) {
 
 int cmd_passwd(const Options& o, std::vector<std::string> args) {
   const auto new_fd = take_fd(args, "--new-passphrase-fd");
+  const bool also_rotate = flag(args, "--rotate");
   reject_options(args);
   if (!args.empty()) throw Usage{"passwd takes no arguments"};
   auto manager = open_store(o, false);
   if (!manager) return fail(manager.error());
   auto fresh = read_passphrase({"new passphrase", "--new-passphrase-fd", new_fd, "KEYFOLIO_NEW_PASSPHRASE_FILE", true});
   if (!fresh) return fail(fresh.error());
-  if (auto changed = manager->change_key(keyfolio::KeySource::passphrase(std::move(*fresh))); !changed) {
-    return fail(changed.error());
-  }
+  const auto key = keyfolio::KeySource::passphrase(std::move(*fresh));
+  if (also_rotate) return rotate(*manager, key, "passphrase and data key changed");
+  if (auto changed = manager->change_key(key); !changed) return fail(changed.error());
   std::cout << "passphrase changed\n";
   return 0;
+}
+
+int rotate(keyfolio::AccountManager& manager, const keyfolio::KeySource& key, std::string_view done) {
+  constexpr std::size_t progress_threshold = 1000;
+  ProgressBar bar("re-sealing", progress_threshold);
+  auto rotated = manager.rotate_data_key(key, [&](std::size_t n, std::size_t all) {
+    bar.update(n, all, n == all ? "records, writing" : "records");
+  });
+  bar.finish();
+  if (!rotated) return fail(rotated.error());
+  std::cout << done << ": " << rotated->resealed << (rotated->resealed == 1 ? " record" : " records")
+            << " re-sealed under a new data key";
+  if (rotated->dropped > 0) {
+    std::cout << ", " << rotated->dropped << " that did not authenticate left behind";
+  }
+  std::cout << " (generation " << manager.generation() << ")\n";
+  return 0;
+}
+
+int cmd_rotate(const Options& o, std::vector<std::string> args) {
+  reject_options(args);
+  if (!args.empty()) throw Usage{"rotate takes no arguments"};
+  std::optional<keyfolio::KeySource> key;
+  auto manager = open_store(o, false, &key);
+  if (!manager) return fail(manager.error());
+  return rotate(*manager, *key, "data key replaced");
+}
+
+int cmd_verify(const Options& o, std::vector<std::string> args) {
+  reject_options(args);
+  if (!args.empty()) throw Usage{"verify takes no arguments"};
+  // Opened to recover, so that damage is reported rather than refused.
+  Options recovering = o;
+  recovering.recover = true;
+  recovering.warn_when_recovering = false;  // the report goes to standard output
+  auto manager = open_store(recovering, false);
+  if (!manager) return fail(manager.error());
+  const auto report = manager->integrity();
+  const auto accounts = manager->list();
+  const auto damaged =
+      std::count_if(accounts.begin(), accounts.end(), [](const keyfolio::AccountSummary& a) { return a.corrupt; });
+  if (report.intact() && damaged == 0) {
+    std::cout << "intact: " << accounts.size() << (accounts.size() == 1 ? " account" : " accounts")
+              << ", generation " << report.generation << '\n';
+    return 0;
+  }
+  std::cout << "damaged (generation " << report.generation << "):\n";
+  for (const auto& finding : report.findings) std::cout << "  " << finding.message << '\n';
+  for (const auto& account : accounts) {
+    if (account.corrupt) std::cout << "  account " << account.id.spelling() << " does not authenticate\n";
+  }
+  return exit_other;
 }
 
 }  // namespace keyfolio::cli

@@ -26,7 +26,7 @@ std::string describe_findings(const IntegrityReport& report) {
   if (report.findings.size() > shown) {
     message += "; and " + std::to_string(report.findings.size() - shown) + " more";
   }
-  message += " (open it to recover to export what survives)";
+  message += " (opened with the recover option, the store shows what survives, to be exported)";
   return message;
 }
 
@@ -501,12 +501,16 @@ Result<SealedStore::Rotated> SealedStore::rotate(const KeySource& key, const Res
       ++rotated.resealed;
       if (r.key == record.key) {
         std::string sealed = fresh.seal(name, r.key, record.version + 1, r.plaintext.view(), r.header);
-        next.tallies[c].add(fresh.record_digest(name, r.key, record.version + 1, sealed));
+        const auto digest = fresh.record_digest(name, r.key, record.version + 1, sealed);
+        next.tallies[c].add(digest);
+        next.remember({static_cast<std::uint8_t>(c), false, next.generation, record.version + 1, digest, r.key});
         batch.put(name, r.key, std::move(sealed), record.version);
       } else {
         batch.erase(name, record.key, record.version);
         std::string sealed = fresh.seal(name, r.key, 1, r.plaintext.view(), r.header);
-        next.tallies[c].add(fresh.record_digest(name, r.key, 1, sealed));
+        const auto digest = fresh.record_digest(name, r.key, 1, sealed);
+        next.tallies[c].add(digest);
+        next.remember({static_cast<std::uint8_t>(c), false, next.generation, 1, digest, r.key});
         moved.emplace_back(std::move(r.key), std::move(sealed));
       }
     }

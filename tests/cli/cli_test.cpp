@@ -413,7 +413,7 @@ TEST_CASE("keyfolio connect and disconnect refuse bad input and leave the store 
   check_no_canary({unknown, account_id, inline_secret, incomplete, short_input, ambiguous, missing});
 }
 
-TEST_CASE("keyfolio portfolios shows a portfolio whose stored record is damaged as corrupt, and disconnect removes it") {
+TEST_CASE("keyfolio refuses a store with a damaged portfolio, and with --recover portfolios shows it as corrupt, disconnect removes it and rotate seals the store anew") {
   Cli cli;
   REQUIRE(cli({"init"}).status == 0);
   const auto connect = [&](const std::string& exchange, const std::string& name, const std::string& key) {
@@ -426,14 +426,23 @@ TEST_CASE("keyfolio portfolios shows a portfolio whose stored record is damaged 
   const std::string damaged = connect("binance", "Broken", "k3");
   keyfolio::test::damage(*keyfolio::make_sqlite_backend(cli.store).value(), "portfolios", damaged);
 
-  auto listed = cli({"portfolios"});
+  // Written behind the store's back: refused, naming it, pointing at verify.
+  auto refused = cli({"portfolios"});
+  CHECK(refused.status == 1);
+  CHECK(mentions(refused.err, "portfolios \"" + damaged + "\""));
+  CHECK(mentions(refused.err, "keyfolio verify"));
+  auto verified = cli({"verify"});
+  CHECK(verified.status == 1);
+  CHECK(mentions(verified.out, "portfolios \"" + damaged + "\""));
+
+  auto listed = cli({"--recover", "portfolios"});
   REQUIRE(listed.status == 0);
   CHECK(std::count(listed.out.begin(), listed.out.end(), '\n') == 3);
   CHECK(mentions(listed.out, kept + "  Long-term  account kraken/" + kept + "\n"));
   CHECK(mentions(listed.out, healthy + "  Trading  account kraken/" + healthy + "\n"));
   CHECK(mentions(listed.out, damaged + "  CORRUPT: its stored record is damaged"));
   CHECK_FALSE(mentions(listed.out, "Broken"));
-  auto listed_json = cli({"portfolios", "--json"});
+  auto listed_json = cli({"--recover", "portfolios", "--json"});
   REQUIRE(listed_json.status == 0);
   const auto portfolios = boost::json::parse(listed_json.out).as_array();
   REQUIRE(portfolios.size() == 3);
@@ -444,21 +453,30 @@ TEST_CASE("keyfolio portfolios shows a portfolio whose stored record is damaged 
   CHECK_FALSE(portfolios[0].as_object().contains("corrupt"));
 
   // A healthy portfolio is still found by name and disconnected.
-  auto by_name = cli({"disconnect", "Trading"});
+  auto by_name = cli({"--recover", "disconnect", "Trading"});
   REQUIRE(by_name.status == 0);
   CHECK(mentions(by_name.out, "disconnected " + healthy + " (Trading) and removed account kraken/" + healthy));
 
   // The damaged one by its id; its account stays, named for the operator.
-  auto gone = cli({"disconnect", damaged});
+  auto gone = cli({"--recover", "disconnect", damaged});
   REQUIRE(gone.status == 0);
   CHECK(gone.out.starts_with("disconnected " + damaged + " (its record was damaged)\n"));
   CHECK(mentions(gone.out, "kept account binance/" + damaged));
   CHECK(mentions(gone.out, "keyfolio rm binance/" + damaged));
-  CHECK(cli({"portfolios"}).out == kept + "  Long-term  account kraken/" + kept + "\n");
-  CHECK(mentions(cli({"list", "BINANCE"}).out, "binance/" + damaged));
-  auto again = cli({"disconnect", damaged});
+  CHECK(cli({"--recover", "portfolios"}).out == kept + "  Long-term  account kraken/" + kept + "\n");
+  CHECK(mentions(cli({"--recover", "list", "BINANCE"}).out, "binance/" + damaged));
+  auto again = cli({"--recover", "disconnect", damaged});
   CHECK(again.status == 3);
   CHECK(mentions(again.err, "no portfolio"));
+
+  // Sealed anew, the store is whole again.
+  auto rotated = cli({"--recover", "rotate"});
+  REQUIRE(rotated.status == 0);
+  CHECK(mentions(rotated.out, "re-sealed under a new data key"));
+  auto whole = cli({"verify"});
+  CHECK(whole.status == 0);
+  CHECK(whole.out.starts_with("intact: 2 accounts, generation "));
+  CHECK(cli({"portfolios"}).out == kept + "  Long-term  account kraken/" + kept + "\n");
 }
 
 TEST_CASE("keyfolio passwd changes the passphrase, after which only the new one opens the store") {
@@ -647,6 +665,127 @@ TEST_CASE("keyfolio draws an import progress bar only on a terminal, and never c
     CHECK_FALSE(mentions(r.err, "\x1b"));
   }
   check_no_canary({on_terminal, piped});
+}
+
+namespace {
+
+keyfolio::Record raw_record(const Cli& cli, const std::string& collection, const std::string& key) {
+  return keyfolio::make_sqlite_backend(cli.store).value()->get(collection, key).value().value();
+}
+
+// Puts `record`'s exact bytes back under its key at its version, as someone
+// with write access to the file can.
+void put_back(const Cli& cli, const std::string& collection, const keyfolio::Record& record) {
+  auto backend = keyfolio::make_sqlite_backend(cli.store).value();
+  if (auto now = backend->get(collection, record.key).value()) {
+    backend->write(keyfolio::WriteBatch().erase(collection, record.key, now->version)).value();
+  }
+  for (std::uint64_t v = 0; v < record.version; ++v) {
+    backend->write(keyfolio::WriteBatch().put(collection, record.key, record.value, v)).value();
+  }
+}
+
+// The command fails with exit 1 (never 5, the wrong passphrase) naming what
+// is wrong, and the keyring stays as it was.
+void check_refused(const Cli& cli, const std::vector<std::string>& words) {
+  const auto keyring = raw_record(cli, "keyfolio", "keyring");
+  auto listed = cli({"list"});
+  CHECK(listed.status == 1);
+  for (const auto& word : words) CHECK(mentions(listed.err, word));
+  auto verified = cli({"verify"});
+  CHECK(verified.status == 1);
+  for (const auto& word : words) CHECK(mentions(verified.out, word));
+  const auto after = raw_record(cli, "keyfolio", "keyring");
+  CHECK(after.version == keyring.version);
+  CHECK(after.value == keyring.value);
+}
+
+}  // namespace
+
+TEST_CASE("keyfolio refuses a store whose records were rolled back, deleted or put back, with exit 1 naming them") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  const auto add = [&](const std::string& id, const std::string& secret) {
+    REQUIRE(cli({"add", id, "--field", "apiKey", "--field", "secret"}, "k\n" + secret + "\n").status == 0);
+  };
+  add("BINANCE/a", "first");
+  add("BINANCE/b", "other");
+  auto intact = cli({"verify"});
+  CHECK(intact.status == 0);
+  CHECK(intact.out == "intact: 2 accounts, generation 3\n");
+  const auto first = raw_record(cli, "accounts", "binance/a");
+
+  SECTION("an older version put back") {
+    add("BINANCE/a", "second");
+    put_back(cli, "accounts", first);
+    check_refused(cli, {"accounts \"binance/a\"", "older"});
+  }
+  SECTION("an account deleted") {
+    auto backend = keyfolio::make_sqlite_backend(cli.store).value();
+    backend->write(keyfolio::WriteBatch().erase("accounts", "binance/b", 1)).value();
+    check_refused(cli, {"accounts \"binance/b\"", "missing"});
+  }
+  SECTION("a removed account put back") {
+    REQUIRE(cli({"rm", "BINANCE/a"}).status == 0);
+    put_back(cli, "accounts", first);
+    check_refused(cli, {"accounts \"binance/a\"", "removed"});
+  }
+  SECTION("an account's first life replayed after it was removed and added again") {
+    REQUIRE(cli({"rm", "BINANCE/a"}).status == 0);
+    add("BINANCE/a", "second life");
+    put_back(cli, "accounts", first);
+    check_refused(cli, {"accounts \"binance/a\"", "another copy"});
+  }
+  SECTION("the whole store replaced by an older copy, with the generation anchored") {
+    fs::copy_file(cli.store, cli.path("old.db"));
+    add("BINANCE/c", "later");
+    const auto anchor = cli({"verify"});
+    REQUIRE(anchor.out == "intact: 3 accounts, generation 4\n");
+    fs::remove(cli.store);
+    fs::remove(cli.store + "-wal");
+    fs::copy_file(cli.path("old.db"), cli.store);
+    CHECK(cli({"list"}).status == 0);  // consistent in itself
+    auto refused = cli({"--min-generation", "4", "list"});
+    CHECK(refused.status == 1);
+    CHECK(mentions(refused.err, "generation 3, older than the generation 4 required"));
+    CHECK(cli({"--min-generation", "x", "list"}).status == 2);
+  }
+}
+
+TEST_CASE("keyfolio rotate and passwd --rotate replace the data key, and every account reads back") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  REQUIRE(cli({"add", "BINANCE/main", "--field", "apiKey", "--field", "secret"}, "k\n" + canary_secret + "\n").status == 0);
+  const auto before = raw_record(cli, "keyfolio", "keyring");
+  auto rotated = cli({"rotate"});
+  REQUIRE(rotated.status == 0);
+  CHECK(rotated.out == "data key replaced: 1 record re-sealed under a new data key (generation 3)\n");
+  CHECK(raw_record(cli, "keyfolio", "keyring").value != before.value);
+  auto shown = cli({"show", "BINANCE/main", "--reveal"});
+  REQUIRE(shown.status == 0);
+  CHECK(mentions(shown.out, canary_secret));
+
+  auto changed = cli({"passwd", "--rotate"});
+  REQUIRE(changed.status == 0);
+  CHECK(changed.out == "passphrase and data key changed: 1 record re-sealed under a new data key (generation 4)\n");
+  CHECK(cli({"list"}).status == 5);
+  auto fresh = keyfolio_cli({"--passphrase-fd", "0", "show", "BINANCE/main", "--reveal"}, "a new and longer passphrase\n",
+                            cli.env());
+  REQUIRE(fresh.status == 0);
+  CHECK(mentions(fresh.out, canary_secret));
+  CHECK(cli({"rotate", "extra"}).status == 2);
+}
+
+TEST_CASE("keyfolio rotate draws a progress bar on a terminal") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  write_text(cli.path("many.json"), ems_accounts(5000));
+  REQUIRE(cli({"import", "many.json"}).status == 0);
+  auto on_terminal = keyfolio_cli(Launch{{"rotate"}, "", cli.env(), cli.dir.path().string(), true});
+  REQUIRE(on_terminal.status == 0);
+  CHECK(mentions(on_terminal.err, "\rre-sealing [##########"));
+  CHECK(mentions(on_terminal.err, "] 5000/5000 records, writing"));
+  CHECK(on_terminal.out == "data key replaced: 5000 records re-sealed under a new data key (generation 3)\n");
 }
 
 namespace {
