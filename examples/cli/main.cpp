@@ -47,7 +47,8 @@ commands:
 
 The store is --store PATH, else $KEYFOLIO_STORE, else $XDG_DATA_HOME/keyfolio/keyfolio.db.
 The passphrase comes from --passphrase-fd N, else the file named by
-$KEYFOLIO_PASSPHRASE_FILE, else a prompt on the terminal.
+$KEYFOLIO_PASSPHRASE_FILE (yours, and private to you: chmod 600), else a prompt
+on the terminal.
 Exit codes: 2 usage, 3 not found, 4 validation, 5 wrong passphrase, 1 other.
 Run `keyfolio COMMAND --help` for a command's options.
 )";

@@ -1,6 +1,7 @@
 #include "prompts.hpp"
 
 #include "cli.hpp"
+#include "files.hpp"
 
 #include <sodium.h>
 
@@ -128,6 +129,13 @@ keyfolio::Result<keyfolio::SecretString> read_passphrase(const PassphraseSource&
   }
   if (const char* file = std::getenv(source.file_variable); file != nullptr && *file != '\0') {
     const int fd = ::open(file, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      // Checked on the open file, so that what is checked is what is read.
+      if (auto ok = check_private(fd, "the file " + std::string(file) + " named by " + source.file_variable); !ok) {
+        ::close(fd);
+        return ok.error();
+      }
+    }
     std::optional<keyfolio::SecretString> p = fd >= 0 ? line_from_fd(fd) : std::nullopt;
     if (fd >= 0) ::close(fd);
     if (p) return std::move(*p);

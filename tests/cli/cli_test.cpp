@@ -12,6 +12,7 @@
 #include <functional>
 #include <sstream>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -111,6 +112,15 @@ void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }
 
+// A file only its owner may read, as keyfolio requires of a passphrase file.
+void write_private_text(const std::string& path, const std::string& text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  REQUIRE(fd >= 0);
+  REQUIRE(::fchmod(fd, 0600) == 0);
+  REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+  ::close(fd);
+}
+
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream out;
@@ -125,9 +135,9 @@ struct Cli {
   std::string bundle_passphrase_file = (dir / "bundle-passphrase").string();
   std::string store = (dir / "store.db").string();
   Cli() {
-    write_text(passphrase_file, "correct horse battery staple\n");
-    write_text(new_passphrase_file, "a new and longer passphrase\n");
-    write_text(bundle_passphrase_file, "the bundle's own passphrase\n");
+    write_private_text(passphrase_file, "correct horse battery staple\n");
+    write_private_text(new_passphrase_file, "a new and longer passphrase\n");
+    write_private_text(bundle_passphrase_file, "the bundle's own passphrase\n");
   }
   std::vector<std::string> env() const {
     return {"KEYFOLIO_STORE=" + store, "KEYFOLIO_PASSPHRASE_FILE=" + passphrase_file,
@@ -214,6 +224,74 @@ TEST_CASE("keyfolio exits with distinct codes and clear messages") {
   CHECK(wrong.status == 5);
   CHECK(mentions(wrong.err, "passphrase"));
   CHECK(cli({"list"}).status == 0);
+}
+
+TEST_CASE("keyfolio refuses a passphrase file other users can reach or another user owns with a message saying how to fix it") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  REQUIRE(cli({"add", "BINANCE/main", "--field", "apiKey", "--field", "secret"}, "k\n" + canary_secret + "\n").status == 0);
+  const std::vector<std::string> passphrases{"correct horse", "a new and longer", "the bundle's own"};
+  auto check_refused = [&](const Run& r, const std::string& variable, const std::string& file, const char* mode) {
+    CHECK(r.status == 4);  // a bad input, as a passphrase file without a passphrase; never 5 (wrong passphrase)
+    CHECK(mentions(r.err, variable));
+    CHECK(mentions(r.err, file));
+    CHECK(mentions(r.err, std::string("mode ") + mode));
+    CHECK(mentions(r.err, "chmod 600"));
+    CHECK(r.out.empty());
+    for (const auto& p : passphrases) {
+      CHECK_FALSE(mentions(r.out, p));
+      CHECK_FALSE(mentions(r.err, p));
+    }
+  };
+  auto set_mode = [](const std::string& file, const char* mode) {
+    fs::permissions(file, static_cast<fs::perms>(std::stoi(mode, nullptr, 8)));
+  };
+
+  SECTION("the store's passphrase file") {
+    for (const char* mode : {"0644", "0640", "0604", "0620", "0602", "0610"}) {
+      set_mode(cli.passphrase_file, mode);
+      check_refused(cli({"list"}), "KEYFOLIO_PASSPHRASE_FILE", cli.passphrase_file, mode);
+    }
+    set_mode(cli.passphrase_file, "0604");
+    check_refused(cli({"init"}), "KEYFOLIO_PASSPHRASE_FILE", cli.passphrase_file, "0604");
+    set_mode(cli.passphrase_file, "0400");
+    CHECK(cli({"list"}).status == 0);
+    set_mode(cli.passphrase_file, "0600");
+    CHECK(mentions(cli({"list"}).out, "BINANCE/main"));
+  }
+  SECTION("the new passphrase file of passwd: refused, and the passphrase is not changed") {
+    set_mode(cli.new_passphrase_file, "0644");
+    check_refused(cli({"passwd"}), "KEYFOLIO_NEW_PASSPHRASE_FILE", cli.new_passphrase_file, "0644");
+    CHECK(cli({"list"}).status == 0);  // still the old passphrase
+  }
+  SECTION("the bundle passphrase file of export and import: refused, and no file is written") {
+    set_mode(cli.bundle_passphrase_file, "0644");
+    check_refused(cli({"export", "backup.kfb"}), "KEYFOLIO_BUNDLE_PASSPHRASE_FILE", cli.bundle_passphrase_file,
+                  "0644");
+    CHECK_FALSE(fs::exists(cli.path("backup.kfb")));
+    set_mode(cli.bundle_passphrase_file, "0600");
+    REQUIRE(cli({"export", "backup.kfb"}).status == 0);
+    REQUIRE(cli({"rm", "BINANCE/main"}).status == 0);
+    set_mode(cli.bundle_passphrase_file, "0660");
+    check_refused(cli({"import", "backup.kfb"}), "KEYFOLIO_BUNDLE_PASSPHRASE_FILE", cli.bundle_passphrase_file,
+                  "0660");
+    CHECK(cli({"list"}).out.empty());  // nothing imported
+  }
+  SECTION("a private passphrase file that another user owns") {
+    if (::geteuid() != 0) {
+      WARN("not root: cannot give the file to another user");
+      return;
+    }
+    REQUIRE(::chown(cli.passphrase_file.c_str(), 65534, 65534) == 0);
+    auto r = cli({"list"});
+    CHECK(r.status == 4);
+    CHECK(mentions(r.err, "KEYFOLIO_PASSPHRASE_FILE"));
+    CHECK(mentions(r.err, cli.passphrase_file));
+    CHECK(mentions(r.err, "owned by user 65534"));
+    CHECK(mentions(r.err, "chown"));
+    CHECK(r.out.empty());
+    for (const auto& p : passphrases) CHECK_FALSE(mentions(r.err, p));
+  }
 }
 
 TEST_CASE("keyfolio takes non-secret fields inline, removes all with --yes, and describes exchanges") {
@@ -445,7 +523,7 @@ TEST_CASE("keyfolio export then import restores every account, and the bundle ke
   CHECK(read_text(cli.path("after.json")) == plain);
 
   // Into another store with another passphrase: the bundle needs only its own.
-  write_text(cli.path("other-passphrase"), "another store's passphrase\n");
+  write_private_text(cli.path("other-passphrase"), "another store's passphrase\n");
   const std::vector<std::string> other_env{"KEYFOLIO_STORE=" + cli.path("other.db"),
                                            "KEYFOLIO_PASSPHRASE_FILE=" + cli.path("other-passphrase"),
                                            "KEYFOLIO_BUNDLE_PASSPHRASE_FILE=" + cli.bundle_passphrase_file};
@@ -456,7 +534,7 @@ TEST_CASE("keyfolio export then import restores every account, and the bundle ke
   CHECK(other_plain.out == plain);
 
   // The bundle written to standard output, read back from standard input.
-  write_text(cli.path("third-passphrase"), "a third store\n");
+  write_private_text(cli.path("third-passphrase"), "a third store\n");
   const std::vector<std::string> third_env{"KEYFOLIO_STORE=" + cli.path("third.db"),
                                            "KEYFOLIO_PASSPHRASE_FILE=" + cli.path("third-passphrase"),
                                            "KEYFOLIO_BUNDLE_PASSPHRASE_FILE=" + cli.bundle_passphrase_file};
