@@ -3,15 +3,21 @@
 #include "catch.hpp"
 #include "temp_dir.hpp"
 
+#include <keyfolio/backends/sqlite.hpp>
+#include <keyfolio/storage.hpp>
+
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <string>
 #include <sys/wait.h>
@@ -33,6 +39,8 @@ struct Launch {
   std::vector<std::string> env;
   std::string cwd;               // empty: this process's
   bool stderr_on_terminal = false;  // a pseudo-terminal instead of a pipe
+  std::function<void(pid_t)> meanwhile{};  // run while the tool runs, after its input is written
+  rlim_t address_space = 0;                // a limit on the tool's memory (RLIMIT_AS) in bytes; 0: none
 };
 
 void drain(int fd, std::string& to) {
@@ -74,6 +82,10 @@ Run keyfolio_cli(const Launch& launch) {
     }
     for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) ::close(fd);
     if (!launch.cwd.empty() && ::chdir(launch.cwd.c_str()) != 0) ::_exit(126);
+    if (launch.address_space != 0) {
+      const rlimit limit{launch.address_space, launch.address_space};
+      if (::setrlimit(RLIMIT_AS, &limit) != 0) ::_exit(126);
+    }
     std::vector<char*> argv{const_cast<char*>(KEYFOLIO_CLI)};
     for (const auto& a : launch.args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -88,6 +100,7 @@ Run keyfolio_cli(const Launch& launch) {
   ::close(err[1]);
   (void)!::write(in[1], launch.input.data(), launch.input.size());
   ::close(in[1]);
+  if (launch.meanwhile) launch.meanwhile(pid);
   Run r;
   drain(out[0], r.out);
   drain(err[0], r.err);
@@ -149,6 +162,21 @@ struct Cli {
     return keyfolio_cli(Launch{args, input, env(), dir.path().string()});
   }
 };
+
+// Opens the FIFO `path` for writing once a reader has opened it; -1 after
+// 30 seconds without one.
+int open_fifo_when_read(const std::string& path) {
+  for (int tries = 0; tries < 3000; ++tries) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+      ::fcntl(fd, F_SETFL, 0);
+      return fd;
+    }
+    if (errno != ENXIO) return -1;
+    ::usleep(10'000);
+  }
+  return -1;
+}
 
 const std::string canary_key = "CANARY-cli-key-4f2a";
 const std::string canary_secret = "CANARY-cli-secret-9d1c";
@@ -292,6 +320,66 @@ TEST_CASE("keyfolio refuses a passphrase file other users can reach or another u
     CHECK(r.out.empty());
     for (const auto& p : passphrases) CHECK_FALSE(mentions(r.err, p));
   }
+}
+
+TEST_CASE("keyfolio init that fails on a store another process created meanwhile leaves that store's files alone") {
+  Cli cli;
+  // The tool opens its passphrase file after it has looked for the store, so
+  // a FIFO as that file holds it between the look and the open.
+  const std::string fifo = cli.path("passphrase-fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto env = cli.env();
+  env[1] = "KEYFOLIO_PASSPHRASE_FILE=" + fifo;
+  std::shared_ptr<keyfolio::StorageBackend> other;
+  Launch launch{{"init"}, "", env, cli.dir.path().string()};
+  launch.meanwhile = [&](pid_t pid) {
+    const int writer = open_fifo_when_read(fifo);
+    if (writer < 0) {
+      ::kill(pid, SIGKILL);
+      FAIL("the tool never opened its passphrase file");
+    }
+    // Another process's store, open in that process (so with its -wal and
+    // -shm files), that this init cannot open: records but no keyring yet.
+    auto backend = keyfolio::make_sqlite_backend(cli.store);
+    if (backend) {
+      keyfolio::WriteBatch batch;
+      batch.put("accounts", "another process's", "its sealed record", keyfolio::must_not_exist);
+      CHECK((*backend)->write(batch));
+      other = *backend;
+    }
+    const std::string line = "correct horse battery staple\n";
+    CHECK(::write(writer, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+    ::close(writer);
+  };
+  auto r = keyfolio_cli(launch);
+  REQUIRE(other);
+  CHECK(r.status == 1);
+  CHECK(mentions(r.err, "keyring is missing"));
+  CHECK_FALSE(mentions(r.out, "created store"));
+  for (const char* suffix : {"", "-wal", "-shm"}) CHECK(fs::exists(cli.store + suffix));
+  other.reset();
+  auto reopened = keyfolio::make_sqlite_backend(cli.store);
+  REQUIRE(reopened);
+  auto record = (*reopened)->get("accounts", "another process's");
+  REQUIRE(record);
+  REQUIRE(record->has_value());
+  CHECK((*record)->value == "its sealed record");
+}
+
+TEST_CASE("keyfolio init that fails on a store it created leaves no file behind") {
+#if defined(__SANITIZE_ADDRESS__)
+  WARN("AddressSanitizer reserves more address space than the limit this test sets");
+  return;
+#endif
+  Cli cli;
+  // Too little memory for Argon2id (256 MiB): the open fails after the store's
+  // files were created.
+  Launch launch{{"init"}, "", cli.env(), cli.dir.path().string()};
+  launch.address_space = rlim_t{128} << 20;
+  auto r = keyfolio_cli(launch);
+  CHECK(r.status == 1);
+  CHECK(mentions(r.err, "Argon2id could not get"));
+  for (const char* suffix : {"", "-wal", "-shm"}) CHECK_FALSE(fs::exists(cli.store + suffix));
 }
 
 TEST_CASE("keyfolio takes non-secret fields inline, removes all with --yes, and describes exchanges") {
