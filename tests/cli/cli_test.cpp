@@ -10,17 +10,21 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <poll.h>
 #include <sstream>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <string>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 #include <vector>
 
@@ -177,6 +181,89 @@ int open_fifo_when_read(const std::string& path) {
   }
   return -1;
 }
+
+// The tool started with a pseudo-terminal as its controlling terminal and
+// standard streams, as at an operator's shell. The test keeps the terminal's
+// own end open too, to read its settings after the tool is gone.
+struct OnTerminal {
+  pid_t pid = -1;
+  int master = -1;
+  int terminal = -1;
+  std::string shown;  // what the tool wrote to the terminal so far
+
+  OnTerminal(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+    master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    REQUIRE(master >= 0);
+    REQUIRE(::grantpt(master) == 0);
+    REQUIRE(::unlockpt(master) == 0);
+    const std::string name = ::ptsname(master);
+    terminal = ::open(name.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    REQUIRE(terminal >= 0);
+    pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::setsid();
+      const int tty = ::open(name.c_str(), O_RDWR);
+      if (tty < 0 || ::ioctl(tty, TIOCSCTTY, 0) != 0) ::_exit(126);
+      for (int fd = 0; fd < 3; ++fd) ::dup2(tty, fd);
+      if (tty > 2) ::close(tty);
+      std::vector<char*> argv{const_cast<char*>(KEYFOLIO_CLI)};
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      std::vector<char*> envp;
+      for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+      envp.push_back(nullptr);
+      ::execve(KEYFOLIO_CLI, argv.data(), envp.data());
+      ::_exit(127);
+    }
+  }
+  ~OnTerminal() {
+    if (pid > 0 && ::waitpid(pid, nullptr, WNOHANG) == 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    ::close(terminal);
+    ::close(master);
+  }
+  OnTerminal(const OnTerminal&) = delete;
+  OnTerminal& operator=(const OnTerminal&) = delete;
+
+  // Reads what the tool writes until `text` has appeared (true) or 30 seconds passed.
+  bool wait_for(const std::string& text) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (shown.find(text) == std::string::npos) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{master, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buffer[256];
+      const ssize_t n = ::read(master, buffer, sizeof buffer);
+      if (n <= 0) return false;
+      shown.append(buffer, static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+  bool echo() const {
+    termios t{};
+    REQUIRE(::tcgetattr(terminal, &t) == 0);
+    return (t.c_lflag & ECHO) != 0;
+  }
+  // Whether echo goes off within 30 seconds (a prompt may be shown first).
+  bool echo_goes_off() const {
+    for (int tries = 0; tries < 3000; ++tries) {
+      if (!echo()) return true;
+      ::usleep(10'000);
+    }
+    return false;
+  }
+  // The signal that ended the tool; 0 when it exited.
+  int end_signal() {
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    pid = -1;
+    return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  }
+};
 
 const std::string canary_key = "CANARY-cli-key-4f2a";
 const std::string canary_secret = "CANARY-cli-secret-9d1c";
@@ -380,6 +467,33 @@ TEST_CASE("keyfolio init that fails on a store it created leaves no file behind"
   CHECK(r.status == 1);
   CHECK(mentions(r.err, "Argon2id could not get"));
   for (const char* suffix : {"", "-wal", "-shm"}) CHECK_FALSE(fs::exists(cli.store + suffix));
+}
+
+TEST_CASE("keyfolio interrupted at a passphrase prompt turns the terminal's echo back on") {
+  Cli cli;
+  const std::vector<std::string> env{"KEYFOLIO_STORE=" + cli.store, "HOME=" + cli.dir.path().string()};
+  SECTION("by Ctrl-C") {
+    OnTerminal tool({"init"}, env);
+    REQUIRE(tool.echo());
+    REQUIRE(tool.wait_for("Passphrase: "));
+    REQUIRE(tool.echo_goes_off());
+    REQUIRE(::write(tool.master, "\x03", 1) == 1);
+    CHECK(tool.end_signal() == SIGINT);
+    CHECK(tool.echo());
+  }
+  SECTION("by SIGTERM, at the second prompt") {
+    OnTerminal tool({"init"}, env);
+    REQUIRE(tool.wait_for("Passphrase: "));
+    REQUIRE(tool.echo_goes_off());
+    REQUIRE(::write(tool.master, "typed\n", 6) == 6);
+    REQUIRE(tool.wait_for("Again: "));
+    REQUIRE(tool.echo_goes_off());
+    REQUIRE(::kill(tool.pid, SIGTERM) == 0);
+    CHECK(tool.end_signal() == SIGTERM);
+    CHECK(tool.echo());
+    CHECK_FALSE(mentions(tool.shown, "typed"));
+  }
+  CHECK_FALSE(fs::exists(cli.store));  // asked before any file is made
 }
 
 TEST_CASE("keyfolio takes non-secret fields inline, removes all with --yes, and describes exchanges") {
