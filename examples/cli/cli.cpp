@@ -2,9 +2,14 @@
 
 #include "prompts.hpp"
 
+#include <fcntl.h>
 #include <filesystem>
 #include <iostream>
+#include <string>
+#include <sys/stat.h>
 #include <system_error>
+#include <unistd.h>
+#include <vector>
 
 namespace keyfolio::cli {
 
@@ -25,6 +30,35 @@ int exit_code(keyfolio::errc code) {
 
 keyfolio::Result<keyfolio::SecretString> store_passphrase(const Options& o, bool confirm) {
   return read_passphrase({"passphrase", "--passphrase-fd", o.passphrase_fd, "KEYFOLIO_PASSPHRASE_FILE", confirm});
+}
+
+// The files of a store that this process created, to remove if creating the
+// store fails: none unless it claimed the store's name.
+struct CreatedFiles {
+  std::vector<std::string> paths;
+
+  void remove() const {
+    for (const auto& p : paths) ::unlink(p.c_str());
+  }
+};
+
+// Creates `path` empty and private to its owner unless it exists (then it is
+// another process's store, and nothing is this process's to remove). The
+// -wal and -shm files SQLite makes beside it are this process's too, unless
+// they were there before.
+CreatedFiles claim_new_store(const fs::path& path) {
+  CreatedFiles created;
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return created;  // EEXIST, or an error the backend reports
+  ::fchmod(fd, 0600);           // the umask may have taken bits away
+  ::close(fd);
+  created.paths.push_back(path.string());
+  for (const char* suffix : {"-wal", "-shm"}) {
+    std::string beside = path.string() + suffix;
+    std::error_code ec;
+    if (!fs::exists(beside, ec) && !ec) created.paths.push_back(std::move(beside));
+  }
+  return created;
 }
 
 keyfolio::Error no_store(const fs::path& path) {
@@ -58,18 +92,22 @@ keyfolio::Result<keyfolio::AccountManager> open_store(const Options& o, bool cre
       fs::permissions(path.parent_path(), fs::perms::owner_all, ec);
     }
   }
-  const bool is_new = create && !fs::exists(path);
   if (!create && !fs::exists(path)) {
     return no_store(path);
   }
   // A new store's passphrase is asked twice on a terminal, and before the
-  // file exists, so that a failed init leaves nothing behind.
-  auto secret = store_passphrase(o, is_new);
+  // file exists, so that a failed or interrupted prompt leaves nothing behind.
+  auto secret = store_passphrase(o, create && !fs::exists(path));
   if (!secret) return secret.error();
+  // Another process may have created the store while the passphrase was
+  // asked for: whether it is this process's to clean up after a failure is
+  // settled by creating it exclusively, not by the look above.
+  auto created = create ? claim_new_store(path) : CreatedFiles{};
   keyfolio::SqliteOptions options;
   options.create = create;
   auto backend = keyfolio::make_sqlite_backend(path, options);
   if (!backend) {
+    created.remove();
     if (backend.error().code() == keyfolio::errc::not_found) {
       return no_store(path);
     }
@@ -85,17 +123,18 @@ keyfolio::Result<keyfolio::AccountManager> open_store(const Options& o, bool cre
     for (const auto& finding : manager->integrity().findings) std::cerr << "  " << finding.message << '\n';
   }
   if (manager && key != nullptr) key->emplace(std::move(source));
-  if (!manager && !is_new && manager.error().code() == keyfolio::errc::corrupt_data && !o.recover) {
+  // Even a store this process created may have been opened by another one
+  // meanwhile: a keyring that does not open with this passphrase, or one
+  // being written as this one was, is that process's, and so is the store.
+  if (!manager && manager.error().code() != keyfolio::errc::wrong_key &&
+      manager.error().code() != keyfolio::errc::conflict) {
+    backend->reset();
+    created.remove();
+  }
+  if (!manager && manager.error().code() == keyfolio::errc::corrupt_data && !o.recover) {
     return keyfolio::Error(manager.error().code(),
                            manager.error().message() +
                                "\n`keyfolio verify` says what differs; `keyfolio --recover export FILE` saves what survives");
-  }
-  // Clean up after a failed init, unless another process created the store
-  // meanwhile (then it opened with its own passphrase, and this one is wrong).
-  if (!manager && is_new && manager.error().code() != keyfolio::errc::wrong_key) {
-    backend->reset();
-    std::error_code ec;
-    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix, ec);
   }
   return manager;
 }

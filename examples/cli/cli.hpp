@@ -36,11 +36,11 @@ keyfolio::Error unknown_exchange(const std::string& name, const keyfolio::Exchan
 
 // The store at store_path(o), opened with the store passphrase. With
 // `create`, a missing store (and its directory, private to its owner) is
-// created, and a failed creation leaves no file behind; without it, a missing
-// store is not_found.
-// With `key`, the key the store was opened with is kept there (for a
-// rotation under the same passphrase). Opened with --recover, what the
-// integrity check found is printed on standard error.
+// created, and a failed creation removes the files this process created and
+// no others (another process may create the store meanwhile); without it, a
+// missing store is not_found. With `key`, the key the store was opened with
+// is kept there (for a rotation under the same passphrase). Opened with
+// --recover, what the integrity check found is printed on standard error.
 keyfolio::Result<keyfolio::AccountManager> open_store(const Options& o, bool create,
                                                       std::optional<keyfolio::KeySource>* key = nullptr);
 

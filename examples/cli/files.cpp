@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace keyfolio::cli {
@@ -139,6 +141,21 @@ keyfolio::Result<std::string> read_input(const std::string& path) {
   }
   if (fd != STDIN_FILENO) ::close(fd);
   return text;
+}
+
+keyfolio::Result<void> check_private(int fd, const std::string& what) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return io_error("stat", what);
+  if (st.st_uid != ::geteuid()) {
+    return invalid(what + " is owned by user " + std::to_string(st.st_uid) + ", not by you (user " +
+                   std::to_string(::geteuid()) + "); chown it to yourself and chmod 600 it, or use a file of your own");
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return invalid(what + " is accessible by other users (mode " + mode + "); chmod 600 it");
+  }
+  return {};
 }
 
 Wiped::~Wiped() { sodium_memzero(text.data(), text.size()); }

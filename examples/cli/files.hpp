@@ -26,6 +26,12 @@ keyfolio::Result<void> write_file(const std::string& path, const std::vector<std
 // file, invalid_argument past 1 GiB. The caller wipes the text (Wiped).
 keyfolio::Result<std::string> read_input(const std::string& path);
 
+// Whether the open file `fd` is private to this process's user, as a file
+// holding a secret must be: owned by the effective user, and with no
+// permission bits for group or others (the mode KeySource requires of a key
+// file). invalid_argument otherwise, naming `what` and saying how to fix it.
+keyfolio::Result<void> check_private(int fd, const std::string& what);
+
 // Zeroes a buffer of plaintext secrets when it goes out of scope.
 struct Wiped {
   std::string& text;

@@ -51,7 +51,8 @@ commands:
 
 The store is --store PATH, else $KEYFOLIO_STORE, else $XDG_DATA_HOME/keyfolio/keyfolio.db.
 The passphrase comes from --passphrase-fd N, else the file named by
-$KEYFOLIO_PASSPHRASE_FILE, else a prompt on the terminal.
+$KEYFOLIO_PASSPHRASE_FILE (yours, and private to you: chmod 600), else a prompt
+on the terminal.
 --recover opens a store that fails its integrity check, to export what survives;
 --min-generation N refuses a store older than generation N (see `keyfolio verify`).
 Exit codes: 2 usage, 3 not found, 4 validation, 5 wrong passphrase, 1 other (a damaged store).

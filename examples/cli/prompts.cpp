@@ -1,15 +1,19 @@
 #include "prompts.hpp"
 
 #include "cli.hpp"
+#include "files.hpp"
 
 #include <sodium.h>
 
 #include <cctype>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <iterator>
+#include <signal.h>
 #include <string_view>
 #include <termios.h>
 #include <unistd.h>
@@ -63,29 +67,77 @@ std::optional<keyfolio::SecretString> read_line(int fd, const std::string& what)
   return value;
 }
 
+// The terminal whose echo a prompt has turned off, and its settings before,
+// for the handler of the signals that end the process: a prompt left by
+// Ctrl-C or a kill must not leave the operator's shell without echo.
+volatile std::sig_atomic_t quiet_terminal = -1;
+termios terminal_before{};
+constexpr int ending_signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP};
+
+void restore_terminal_and_end(int signal) {
+  const int tty = quiet_terminal;
+  if (tty >= 0) {
+    ::tcsetattr(tty, TCSANOW, &terminal_before);
+    (void)!::write(tty, "\n", 1);
+  }
+  // SA_RESETHAND has put the default action back; the signal, blocked until
+  // this returns, then ends the process as it would have without a prompt.
+  ::raise(signal);
+}
+
+// Echo off on a terminal for the lifetime of the object, and back on when it
+// ends or a signal ends the process meanwhile. One at a time.
+class EchoOff {
+ public:
+  explicit EchoOff(int tty) : tty_(tty) {
+    if (::tcgetattr(tty, &terminal_before) != 0) return;
+    active_ = true;
+    quiet_terminal = tty;
+    struct sigaction restoring {};
+    restoring.sa_handler = restore_terminal_and_end;
+    sigemptyset(&restoring.sa_mask);
+    for (int s : ending_signals) sigaddset(&restoring.sa_mask, s);
+    restoring.sa_flags = SA_RESETHAND;
+    for (std::size_t i = 0; i < std::size(ending_signals); ++i) {
+      ::sigaction(ending_signals[i], nullptr, &previous_[i]);
+      // A signal the caller ignores stays ignored.
+      if (previous_[i].sa_handler != SIG_IGN) ::sigaction(ending_signals[i], &restoring, nullptr);
+    }
+    termios quiet = terminal_before;
+    quiet.c_lflag &= static_cast<tcflag_t>(~ECHO);
+    ::tcsetattr(tty, TCSAFLUSH, &quiet);
+  }
+  ~EchoOff() {
+    if (!active_) return;
+    ::tcsetattr(tty_, TCSAFLUSH, &terminal_before);
+    quiet_terminal = -1;
+    for (std::size_t i = 0; i < std::size(ending_signals); ++i) ::sigaction(ending_signals[i], &previous_[i], nullptr);
+  }
+  EchoOff(const EchoOff&) = delete;
+  EchoOff& operator=(const EchoOff&) = delete;
+
+ private:
+  int tty_;
+  bool active_ = false;
+  struct sigaction previous_[std::size(ending_signals)] {};
+};
+
 // A line from the terminal with echo off; nullopt without a terminal.
 std::optional<keyfolio::SecretString> prompt_secret(const std::string& prompt) {
   const int tty = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (tty < 0) return std::nullopt;
-  (void)!::write(tty, prompt.data(), prompt.size());
-  termios saved{};
-  const bool restore = ::tcgetattr(tty, &saved) == 0;
-  if (restore) {
-    termios quiet = saved;
-    quiet.c_lflag &= static_cast<tcflag_t>(~ECHO);
-    ::tcsetattr(tty, TCSAFLUSH, &quiet);
-  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{tty};
   std::optional<keyfolio::SecretString> value;
-  try {
+  {
+    // Echo goes off before the prompt shows, so nothing typed at it is shown.
+    EchoOff quiet(tty);
+    (void)!::write(tty, prompt.data(), prompt.size());
     value = read_line(tty, "the terminal");
-  } catch (...) {
-    if (restore) ::tcsetattr(tty, TCSAFLUSH, &saved);
-    ::close(tty);
-    throw;
   }
-  if (restore) ::tcsetattr(tty, TCSAFLUSH, &saved);
   (void)!::write(tty, "\n", 1);
-  ::close(tty);
   return value;
 }
 
@@ -128,6 +180,13 @@ keyfolio::Result<keyfolio::SecretString> read_passphrase(const PassphraseSource&
   }
   if (const char* file = std::getenv(source.file_variable); file != nullptr && *file != '\0') {
     const int fd = ::open(file, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      // Checked on the open file, so that what is checked is what is read.
+      if (auto ok = check_private(fd, "the file " + std::string(file) + " named by " + source.file_variable); !ok) {
+        ::close(fd);
+        return ok.error();
+      }
+    }
     std::optional<keyfolio::SecretString> p = fd >= 0 ? line_from_fd(fd) : std::nullopt;
     if (fd >= 0) ::close(fd);
     if (p) return std::move(*p);

@@ -5,19 +5,28 @@
 #include "temp_dir.hpp"
 
 #include <keyfolio/backends/sqlite.hpp>
+#include <keyfolio/storage.hpp>
 
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <poll.h>
 #include <sstream>
 #include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <string>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 #include <vector>
 
@@ -37,6 +46,8 @@ struct Launch {
   std::vector<std::string> env;
   std::string cwd;               // empty: this process's
   bool stderr_on_terminal = false;  // a pseudo-terminal instead of a pipe
+  std::function<void(pid_t)> meanwhile{};  // run while the tool runs, after its input is written
+  rlim_t address_space = 0;                // a limit on the tool's memory (RLIMIT_AS) in bytes; 0: none
   // Standard output on a socket that keeps the bounds of each write(2), so
   // that Run::writes shows what the tool wrote in which write.
   bool stdout_writes = false;
@@ -85,6 +96,10 @@ Run keyfolio_cli(const Launch& launch) {
     }
     for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) ::close(fd);
     if (!launch.cwd.empty() && ::chdir(launch.cwd.c_str()) != 0) ::_exit(126);
+    if (launch.address_space != 0) {
+      const rlimit limit{launch.address_space, launch.address_space};
+      if (::setrlimit(RLIMIT_AS, &limit) != 0) ::_exit(126);
+    }
     std::vector<char*> argv{const_cast<char*>(KEYFOLIO_CLI)};
     for (const auto& a : launch.args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -99,6 +114,7 @@ Run keyfolio_cli(const Launch& launch) {
   ::close(err[1]);
   (void)!::write(in[1], launch.input.data(), launch.input.size());
   ::close(in[1]);
+  if (launch.meanwhile) launch.meanwhile(pid);
   Run r;
   if (launch.stdout_writes) {
     std::vector<char> buffer(std::size_t{1} << 20);
@@ -132,6 +148,15 @@ void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }
 
+// A file only its owner may read, as keyfolio requires of a passphrase file.
+void write_private_text(const std::string& path, const std::string& text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  REQUIRE(fd >= 0);
+  REQUIRE(::fchmod(fd, 0600) == 0);
+  REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+  ::close(fd);
+}
+
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream out;
@@ -146,9 +171,9 @@ struct Cli {
   std::string bundle_passphrase_file = (dir / "bundle-passphrase").string();
   std::string store = (dir / "store.db").string();
   Cli() {
-    write_text(passphrase_file, "correct horse battery staple\n");
-    write_text(new_passphrase_file, "a new and longer passphrase\n");
-    write_text(bundle_passphrase_file, "the bundle's own passphrase\n");
+    write_private_text(passphrase_file, "correct horse battery staple\n");
+    write_private_text(new_passphrase_file, "a new and longer passphrase\n");
+    write_private_text(bundle_passphrase_file, "the bundle's own passphrase\n");
   }
   std::vector<std::string> env() const {
     return {"KEYFOLIO_STORE=" + store, "KEYFOLIO_PASSPHRASE_FILE=" + passphrase_file,
@@ -158,6 +183,104 @@ struct Cli {
   std::string path(const std::string& name) const { return (dir / name).string(); }
   Run operator()(const std::vector<std::string>& args, const std::string& input = {}) const {
     return keyfolio_cli(Launch{args, input, env(), dir.path().string()});
+  }
+};
+
+// Opens the FIFO `path` for writing once a reader has opened it; -1 after
+// 30 seconds without one.
+int open_fifo_when_read(const std::string& path) {
+  for (int tries = 0; tries < 3000; ++tries) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+      ::fcntl(fd, F_SETFL, 0);
+      return fd;
+    }
+    if (errno != ENXIO) return -1;
+    ::usleep(10'000);
+  }
+  return -1;
+}
+
+// The tool started with a pseudo-terminal as its controlling terminal and
+// standard streams, as at an operator's shell. The test keeps the terminal's
+// own end open too, to read its settings after the tool is gone.
+struct OnTerminal {
+  pid_t pid = -1;
+  int master = -1;
+  int terminal = -1;
+  std::string shown;  // what the tool wrote to the terminal so far
+
+  OnTerminal(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+    master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    REQUIRE(master >= 0);
+    REQUIRE(::grantpt(master) == 0);
+    REQUIRE(::unlockpt(master) == 0);
+    const std::string name = ::ptsname(master);
+    terminal = ::open(name.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    REQUIRE(terminal >= 0);
+    pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::setsid();
+      const int tty = ::open(name.c_str(), O_RDWR);
+      if (tty < 0 || ::ioctl(tty, TIOCSCTTY, 0) != 0) ::_exit(126);
+      for (int fd = 0; fd < 3; ++fd) ::dup2(tty, fd);
+      if (tty > 2) ::close(tty);
+      std::vector<char*> argv{const_cast<char*>(KEYFOLIO_CLI)};
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      std::vector<char*> envp;
+      for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+      envp.push_back(nullptr);
+      ::execve(KEYFOLIO_CLI, argv.data(), envp.data());
+      ::_exit(127);
+    }
+  }
+  ~OnTerminal() {
+    if (pid > 0 && ::waitpid(pid, nullptr, WNOHANG) == 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    ::close(terminal);
+    ::close(master);
+  }
+  OnTerminal(const OnTerminal&) = delete;
+  OnTerminal& operator=(const OnTerminal&) = delete;
+
+  // Reads what the tool writes until `text` has appeared (true) or 30 seconds passed.
+  bool wait_for(const std::string& text) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (shown.find(text) == std::string::npos) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{master, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buffer[256];
+      const ssize_t n = ::read(master, buffer, sizeof buffer);
+      if (n <= 0) return false;
+      shown.append(buffer, static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+  bool echo() const {
+    termios t{};
+    REQUIRE(::tcgetattr(terminal, &t) == 0);
+    return (t.c_lflag & ECHO) != 0;
+  }
+  // Whether echo goes off within 30 seconds (a prompt may be shown first).
+  bool echo_goes_off() const {
+    for (int tries = 0; tries < 3000; ++tries) {
+      if (!echo()) return true;
+      ::usleep(10'000);
+    }
+    return false;
+  }
+  // The signal that ended the tool; 0 when it exited.
+  int end_signal() {
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    pid = -1;
+    return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   }
 };
 
@@ -259,6 +382,161 @@ TEST_CASE("keyfolio exits with distinct codes and clear messages") {
   CHECK(wrong.status == 5);
   CHECK(mentions(wrong.err, "passphrase"));
   CHECK(cli({"list"}).status == 0);
+}
+
+TEST_CASE("keyfolio refuses a passphrase file other users can reach or another user owns with a message saying how to fix it") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  REQUIRE(cli({"add", "BINANCE/main", "--field", "apiKey", "--field", "secret"}, "k\n" + canary_secret + "\n").status == 0);
+  const std::vector<std::string> passphrases{"correct horse", "a new and longer", "the bundle's own"};
+  auto check_refused = [&](const Run& r, const std::string& variable, const std::string& file, const char* mode) {
+    CHECK(r.status == 4);  // a bad input, as a passphrase file without a passphrase; never 5 (wrong passphrase)
+    CHECK(mentions(r.err, variable));
+    CHECK(mentions(r.err, file));
+    CHECK(mentions(r.err, std::string("mode ") + mode));
+    CHECK(mentions(r.err, "chmod 600"));
+    CHECK(r.out.empty());
+    for (const auto& p : passphrases) {
+      CHECK_FALSE(mentions(r.out, p));
+      CHECK_FALSE(mentions(r.err, p));
+    }
+  };
+  auto set_mode = [](const std::string& file, const char* mode) {
+    fs::permissions(file, static_cast<fs::perms>(std::stoi(mode, nullptr, 8)));
+  };
+
+  SECTION("the store's passphrase file") {
+    for (const char* mode : {"0644", "0640", "0604", "0620", "0602", "0610"}) {
+      set_mode(cli.passphrase_file, mode);
+      check_refused(cli({"list"}), "KEYFOLIO_PASSPHRASE_FILE", cli.passphrase_file, mode);
+    }
+    set_mode(cli.passphrase_file, "0604");
+    check_refused(cli({"init"}), "KEYFOLIO_PASSPHRASE_FILE", cli.passphrase_file, "0604");
+    set_mode(cli.passphrase_file, "0400");
+    CHECK(cli({"list"}).status == 0);
+    set_mode(cli.passphrase_file, "0600");
+    CHECK(mentions(cli({"list"}).out, "BINANCE/main"));
+  }
+  SECTION("the new passphrase file of passwd: refused, and the passphrase is not changed") {
+    set_mode(cli.new_passphrase_file, "0644");
+    check_refused(cli({"passwd"}), "KEYFOLIO_NEW_PASSPHRASE_FILE", cli.new_passphrase_file, "0644");
+    CHECK(cli({"list"}).status == 0);  // still the old passphrase
+  }
+  SECTION("the bundle passphrase file of export and import: refused, and no file is written") {
+    set_mode(cli.bundle_passphrase_file, "0644");
+    check_refused(cli({"export", "backup.kfb"}), "KEYFOLIO_BUNDLE_PASSPHRASE_FILE", cli.bundle_passphrase_file,
+                  "0644");
+    CHECK_FALSE(fs::exists(cli.path("backup.kfb")));
+    set_mode(cli.bundle_passphrase_file, "0600");
+    REQUIRE(cli({"export", "backup.kfb"}).status == 0);
+    REQUIRE(cli({"rm", "BINANCE/main"}).status == 0);
+    set_mode(cli.bundle_passphrase_file, "0660");
+    check_refused(cli({"import", "backup.kfb"}), "KEYFOLIO_BUNDLE_PASSPHRASE_FILE", cli.bundle_passphrase_file,
+                  "0660");
+    CHECK(cli({"list"}).out.empty());  // nothing imported
+  }
+  SECTION("a private passphrase file that another user owns") {
+    if (::geteuid() != 0) {
+      WARN("not root: cannot give the file to another user");
+      return;
+    }
+    REQUIRE(::chown(cli.passphrase_file.c_str(), 65534, 65534) == 0);
+    auto r = cli({"list"});
+    CHECK(r.status == 4);
+    CHECK(mentions(r.err, "KEYFOLIO_PASSPHRASE_FILE"));
+    CHECK(mentions(r.err, cli.passphrase_file));
+    CHECK(mentions(r.err, "owned by user 65534"));
+    CHECK(mentions(r.err, "chown"));
+    CHECK(r.out.empty());
+    for (const auto& p : passphrases) CHECK_FALSE(mentions(r.err, p));
+  }
+}
+
+TEST_CASE("keyfolio init that fails on a store another process created meanwhile leaves that store's files alone") {
+  Cli cli;
+  // The tool opens its passphrase file after it has looked for the store, so
+  // a FIFO as that file holds it between the look and the open.
+  const std::string fifo = cli.path("passphrase-fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto env = cli.env();
+  env[1] = "KEYFOLIO_PASSPHRASE_FILE=" + fifo;
+  std::shared_ptr<keyfolio::StorageBackend> other;
+  Launch launch{{"init"}, "", env, cli.dir.path().string()};
+  launch.meanwhile = [&](pid_t pid) {
+    const int writer = open_fifo_when_read(fifo);
+    if (writer < 0) {
+      ::kill(pid, SIGKILL);
+      FAIL("the tool never opened its passphrase file");
+    }
+    // Another process's store, open in that process (so with its -wal and
+    // -shm files), that this init cannot open: records but no keyring yet.
+    auto backend = keyfolio::make_sqlite_backend(cli.store);
+    if (backend) {
+      keyfolio::WriteBatch batch;
+      batch.put("accounts", "another process's", "its sealed record", keyfolio::must_not_exist);
+      CHECK((*backend)->write(batch));
+      other = *backend;
+    }
+    const std::string line = "correct horse battery staple\n";
+    CHECK(::write(writer, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+    ::close(writer);
+  };
+  auto r = keyfolio_cli(launch);
+  REQUIRE(other);
+  CHECK(r.status == 1);
+  CHECK(mentions(r.err, "keyring is missing"));
+  CHECK_FALSE(mentions(r.out, "created store"));
+  for (const char* suffix : {"", "-wal", "-shm"}) CHECK(fs::exists(cli.store + suffix));
+  other.reset();
+  auto reopened = keyfolio::make_sqlite_backend(cli.store);
+  REQUIRE(reopened);
+  auto record = (*reopened)->get("accounts", "another process's");
+  REQUIRE(record);
+  REQUIRE(record->has_value());
+  CHECK((*record)->value == "its sealed record");
+}
+
+TEST_CASE("keyfolio init that fails on a store it created leaves no file behind") {
+#if defined(__SANITIZE_ADDRESS__)
+  WARN("AddressSanitizer reserves more address space than the limit this test sets");
+  return;
+#endif
+  Cli cli;
+  // Too little memory for Argon2id (256 MiB): the open fails after the store's
+  // files were created.
+  Launch launch{{"init"}, "", cli.env(), cli.dir.path().string()};
+  launch.address_space = rlim_t{128} << 20;
+  auto r = keyfolio_cli(launch);
+  CHECK(r.status == 1);
+  CHECK(mentions(r.err, "Argon2id could not get"));
+  for (const char* suffix : {"", "-wal", "-shm"}) CHECK_FALSE(fs::exists(cli.store + suffix));
+}
+
+TEST_CASE("keyfolio interrupted at a passphrase prompt turns the terminal's echo back on") {
+  Cli cli;
+  const std::vector<std::string> env{"KEYFOLIO_STORE=" + cli.store, "HOME=" + cli.dir.path().string()};
+  SECTION("by Ctrl-C") {
+    OnTerminal tool({"init"}, env);
+    REQUIRE(tool.echo());
+    REQUIRE(tool.wait_for("Passphrase: "));
+    REQUIRE(tool.echo_goes_off());
+    REQUIRE(::write(tool.master, "\x03", 1) == 1);
+    CHECK(tool.end_signal() == SIGINT);
+    CHECK(tool.echo());
+  }
+  SECTION("by SIGTERM, at the second prompt") {
+    OnTerminal tool({"init"}, env);
+    REQUIRE(tool.wait_for("Passphrase: "));
+    REQUIRE(tool.echo_goes_off());
+    REQUIRE(::write(tool.master, "typed\n", 6) == 6);
+    REQUIRE(tool.wait_for("Again: "));
+    REQUIRE(tool.echo_goes_off());
+    REQUIRE(::kill(tool.pid, SIGTERM) == 0);
+    CHECK(tool.end_signal() == SIGTERM);
+    CHECK(tool.echo());
+    CHECK_FALSE(mentions(tool.shown, "typed"));
+  }
+  CHECK_FALSE(fs::exists(cli.store));  // asked before any file is made
 }
 
 TEST_CASE("keyfolio takes non-secret fields inline, removes all with --yes, and describes exchanges") {
@@ -556,7 +834,7 @@ TEST_CASE("keyfolio export then import restores every account, and the bundle ke
   CHECK(read_text(cli.path("after.json")) == plain);
 
   // Into another store with another passphrase: the bundle needs only its own.
-  write_text(cli.path("other-passphrase"), "another store's passphrase\n");
+  write_private_text(cli.path("other-passphrase"), "another store's passphrase\n");
   const std::vector<std::string> other_env{"KEYFOLIO_STORE=" + cli.path("other.db"),
                                            "KEYFOLIO_PASSPHRASE_FILE=" + cli.path("other-passphrase"),
                                            "KEYFOLIO_BUNDLE_PASSPHRASE_FILE=" + cli.bundle_passphrase_file};
@@ -567,7 +845,7 @@ TEST_CASE("keyfolio export then import restores every account, and the bundle ke
   CHECK(other_plain.out == plain);
 
   // The bundle written to standard output, read back from standard input.
-  write_text(cli.path("third-passphrase"), "a third store\n");
+  write_private_text(cli.path("third-passphrase"), "a third store\n");
   const std::vector<std::string> third_env{"KEYFOLIO_STORE=" + cli.path("third.db"),
                                            "KEYFOLIO_PASSPHRASE_FILE=" + cli.path("third-passphrase"),
                                            "KEYFOLIO_BUNDLE_PASSPHRASE_FILE=" + cli.bundle_passphrase_file};

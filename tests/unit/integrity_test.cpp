@@ -292,6 +292,7 @@ TEST_CASE("a store from before integrity records gets its first one, and is chec
   keyfolio::test::TempDir dir;
   const auto path = dir / "store.db";
   std::filesystem::copy_file(KEYFOLIO_TEST_DATA_DIR "/format1-store.db", path);
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   const auto key = KeySource::passphrase(SecretString("keyfolio format 1 fixture"));
   auto backend = keyfolio::make_sqlite_backend(path).value();
   REQUIRE_FALSE(backend->get("keyfolio", "manifest").value());
