@@ -110,6 +110,8 @@ Result<RotationResult> AccountManager::rotate_data_key(const KeySource& key, con
     // Every account is at a new version now: the cache takes them in (a
     // failure here is mended by the next refresh()).
     (void)store_->refresh();
+    // No copy of the old keyring left in the backend's files.
+    if (auto scrubbed = sealed.scrub("the data key was rotated"); !scrubbed) return scrubbed.error();
     return RotationResult{rotated->resealed, rotated->dropped};
   }
   return detail::lost_to_concurrent_writers("the data-key rotation", attempts);

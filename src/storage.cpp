@@ -28,6 +28,8 @@ WriteBatch& WriteBatch::erase_all(std::string_view collection) {
 
 StorageBackend::~StorageBackend() = default;
 
+Result<void> StorageBackend::scrub() { return {}; }
+
 Result<Subscription> StorageBackend::subscribe(ChangeHandler) {
   return Error(errc::not_supported, describe() + " has no change feed");
 }

@@ -126,6 +126,13 @@ class KEYFOLIO_EXPORT StorageBackend {
   // their own Subscription. The default says `not_supported`.
   virtual Result<Subscription> subscribe(ChangeHandler handler);
 
+  // Removes what the backend keeps of values that were overwritten or
+  // erased, where it keeps any (a write-ahead log, free pages), so that an
+  // old copy of a record cannot be read back from its files. keyfolio calls
+  // it after replacing the keyring (a changed key, a rotated data key). The
+  // default has nothing to remove.
+  virtual Result<void> scrub();
+
   // A short name for messages: "memory", "sqlite:/path", ...
   virtual std::string describe() const = 0;
 };
@@ -143,6 +150,7 @@ class KEYFOLIO_EXPORT StorageBackendWrapper : public StorageBackend {
   }
   Result<void> write(const WriteBatch& batch) override { return target_->write(batch); }
   Result<Subscription> subscribe(ChangeHandler handler) override { return target_->subscribe(std::move(handler)); }
+  Result<void> scrub() override { return target_->scrub(); }
   std::string describe() const override { return target_->describe(); }
 
   const std::shared_ptr<StorageBackend>& target() const noexcept { return target_; }

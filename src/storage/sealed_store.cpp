@@ -420,7 +420,8 @@ Result<void> SealedStore::change_key(const KeySource& new_key) {
   if (!written && written.error().code() == errc::conflict) {
     return Error(errc::conflict, "the store's key was changed concurrently; nothing was changed");
   }
-  return written;
+  if (!written) return written;
+  return scrub("the key was changed");
 }
 
 void SealedStore::keyring_changed() const {
@@ -549,6 +550,14 @@ Result<SealedStore::Rotated> SealedStore::rotate(const KeySource& key, const Res
   state_->manifest = std::move(next);
   state_->manifest_version = manifest_version + 1;
   return rotated;
+}
+
+Result<void> SealedStore::scrub(std::string_view done) {
+  auto scrubbed = backend_->scrub();
+  if (scrubbed) return {};
+  // The change itself has landed: say so, and what is left to do.
+  return Error(scrubbed.error().code(), std::string(done) + ", but the old keyring may still be readable in the store's "
+                                                            "files: " + scrubbed.error().message());
 }
 
 Error SealedStore::retired_error() {

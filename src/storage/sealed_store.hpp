@@ -195,6 +195,10 @@ class SealedStore {
   // handle is retired.
   Result<Rotated> rotate(const KeySource& key, const Resealer& reseal, const RotationProgress& progress);
 
+  // The backend's scrub(), after the keyring was replaced (`done` says how,
+  // for the message of a failure: the change itself has landed).
+  Result<void> scrub(std::string_view done);
+
   // The vault records are sealed under now.
   std::shared_ptr<const Vault> vault_now() const { return vault(); }
 
