@@ -40,11 +40,12 @@ std::optional<SecretString> argon2id(const SecretString& passphrase, std::string
   return SecretString(key.view());
 }
 
-SecretString derive_subkey(const SecretString& key, std::uint64_t id, std::string_view context) {
+SecretString derive_subkey(const SecretString& key, std::uint64_t id, std::string_view context, std::size_t size) {
   assert(context.size() == crypto_kdf_CONTEXTBYTES && key.size() == crypto_kdf_KEYBYTES);
+  assert(size >= crypto_kdf_BYTES_MIN && size <= crypto_kdf_BYTES_MAX);
   char ctx[crypto_kdf_CONTEXTBYTES];
   std::memcpy(ctx, context.data(), sizeof ctx);
-  SecureBuffer out(crypto_kdf_KEYBYTES);
+  SecureBuffer out(size);
   crypto_kdf_derive_from_key(out.bytes(), out.size(), id, ctx,
                              reinterpret_cast<const unsigned char*>(key.reveal().data()));
   return SecretString(out.view());

@@ -31,6 +31,7 @@ bool argon2id_accepts(const KdfCost& cost) noexcept;
 std::optional<SecretString> argon2id(const SecretString& passphrase, std::string_view salt, const KdfCost& cost);
 
 // Subkey number `id` of `key` (32 bytes) for the 8-character `context`.
-SecretString derive_subkey(const SecretString& key, std::uint64_t id, std::string_view context);
+SecretString derive_subkey(const SecretString& key, std::uint64_t id, std::string_view context,
+                           std::size_t size = 32);
 
 }  // namespace keyfolio::detail::crypto

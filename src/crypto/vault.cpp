@@ -1,5 +1,8 @@
 #include "crypto/vault.hpp"
 
+#include <array>
+#include <cstring>
+
 #include "crypto/aead.hpp"
 #include "crypto/encoding.hpp"
 #include "crypto/hash.hpp"
@@ -21,7 +24,6 @@ constexpr std::string_view kdf_context = "keyfolio";
 constexpr std::uint64_t record_subkey = 1;
 constexpr std::uint64_t fingerprint_subkey = 2;
 constexpr std::uint64_t digest_subkey = 3;
-constexpr std::string_view digest_label = "keyfolio record digest v1";
 // What a keyring that says its store keeps an integrity record adds to the
 // associated data of its wrapped key, and so cannot lose unnoticed.
 constexpr std::string_view integrity_marker = "integrity";
@@ -96,7 +98,7 @@ Vault::Vault(std::string store_id, SecretString data_key)
       data_key_(std::move(data_key)),
       record_key_(crypto::derive_subkey(data_key_, record_subkey, kdf_context)),
       fingerprint_key_(crypto::derive_subkey(data_key_, fingerprint_subkey, kdf_context)),
-      digest_key_(crypto::derive_subkey(data_key_, digest_subkey, kdf_context)) {}
+      digest_key_(crypto::derive_subkey(data_key_, digest_subkey, kdf_context, crypto::short_hash_key_size)) {}
 
 std::string Vault::store_id_hex() const { return to_hex(store_id_); }
 
@@ -186,10 +188,36 @@ Vault::Digest Vault::record_digest(std::string_view collection, std::string_view
   const std::string_view pin =
       l ? std::string_view(l->nonce.data(), nonce_size) : sealed;
   const std::string_view tag = l ? sealed.substr(sealed.size() - crypto::aead_tag_size) : std::string_view();
-  AssociatedData message(digest_label, collection.size() + key.size() + pin.size() + tag.size() + 32);
-  message.sized(collection).sized(key).u64(version).u64(sealed.size()).sized(pin).sized(tag);
+  // u32-sized collection, key, pin and tag, u64 version and size: on the
+  // stack for the records keyfolio writes.
+  const std::size_t length = 4 * 4 + 2 * 8 + collection.size() + key.size() + pin.size() + tag.size();
+  std::array<char, 512> stack;
+  std::string heap;
+  char* at = stack.data();
+  if (length > stack.size()) {
+    heap.resize(length);
+    at = heap.data();
+  }
+  char* const begin = at;
+  const auto put_u32 = [&](std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) *at++ = static_cast<char>((v >> (8 * i)) & 0xff);
+  };
+  const auto put_u64 = [&](std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) *at++ = static_cast<char>((v >> (8 * i)) & 0xff);
+  };
+  const auto put_sized = [&](std::string_view bytes) {
+    put_u32(static_cast<std::uint32_t>(bytes.size()));
+    if (!bytes.empty()) std::memcpy(at, bytes.data(), bytes.size());
+    at += bytes.size();
+  };
+  put_sized(collection);
+  put_sized(key);
+  put_u64(version);
+  put_u64(sealed.size());
+  put_sized(pin);
+  put_sized(tag);
   Digest out{};
-  crypto::keyed_hash(digest_key_, message.view(), reinterpret_cast<char*>(out.data()), out.size());
+  crypto::short_keyed_hash(digest_key_, std::string_view(begin, static_cast<std::size_t>(at - begin)), out.data());
   return out;
 }
 

@@ -57,10 +57,11 @@ class Vault {
   FingerprintBytes fingerprint_bytes(std::string_view data) const;
   std::string fingerprint(std::string_view data) const;
 
-  // The keyed digest of a stored record's identity: its collection, key and
-  // version, and its nonce and authentication tag, which pin its exact
-  // ciphertext. What the store's integrity record adds up.
-  static constexpr std::size_t digest_size = 32;
+  // The keyed digest (SipHash-2-4, 128 bits, under a key of its own) of a
+  // stored record's identity: its collection, key and version, and its
+  // nonce and authentication tag, which pin its exact ciphertext. What the
+  // store's integrity record adds up; never stored in clear.
+  static constexpr std::size_t digest_size = 16;
   using Digest = std::array<unsigned char, digest_size>;
   Digest record_digest(std::string_view collection, std::string_view key, std::uint64_t version,
                        std::string_view sealed) const;

@@ -89,7 +89,7 @@ std::string_view covered_name(std::size_t index) noexcept {
 
 void DigestSum::add(const Vault::Digest& digest) noexcept {
   unsigned carry = 0;
-  for (std::size_t i = 0; i < 4; ++i) {
+  for (std::size_t i = 0; i < limbs; ++i) {
     std::uint64_t d;
     std::memcpy(&d, digest.data() + 8 * i, 8);  // the byte order does not matter, as long as it is one
     const std::uint64_t sum = limbs_[i] + d;
@@ -103,7 +103,7 @@ void DigestSum::add(const Vault::Digest& digest) noexcept {
 
 void DigestSum::subtract(const Vault::Digest& digest) noexcept {
   unsigned borrow = 0;
-  for (std::size_t i = 0; i < 4; ++i) {
+  for (std::size_t i = 0; i < limbs; ++i) {
     std::uint64_t d;
     std::memcpy(&d, digest.data() + 8 * i, 8);
     const std::uint64_t diff = limbs_[i] - d;
@@ -132,12 +132,12 @@ void Manifest::remember(Change change) {
   while (journal.size() > journal_size) journal.pop_front();
 }
 
-// format u8 | generation u64 | per collection: count u64, sum 32 bytes |
+// format u8 | generation u64 | per collection: count u64, sum 16 bytes |
 // journal entries u16 | per entry: collection u8, erased u8, generation u64,
-// version u64, digest 32 bytes, key length u16, key.
+// version u64, digest 16 bytes, key length u16, key.
 std::string Manifest::encode() const {
   std::string out;
-  out.reserve(1 + 8 + covered_collections * 40 + 2 + journal.size() * 64);
+  out.reserve(1 + 8 + covered_collections * (8 + Vault::digest_size) + 2 + journal.size() * 64);
   out.push_back(static_cast<char>(manifest_format));
   put_u64(out, generation);
   for (const Tally& t : tallies) {
@@ -260,6 +260,18 @@ std::vector<IntegrityFinding> compare(const Manifest& manifest, const Collection
       }
     }
     if (named > 0) continue;
+    // Records that do not authenticate are named: found by opening each
+    // record of the collection, which only a store that fails its check
+    // costs.
+    for (const Record& r : records[c]) {
+      if (vault.open(collection, r.key, r.version, r.value)) continue;
+      findings.push_back({Kind::replaced, collection, r.key,
+                          collection + " " + quote(r.key) + " at version " + std::to_string(r.version) +
+                              " does not authenticate: it is not a record the store wrote there (tampered, "
+                              "truncated, or copied from elsewhere)"});
+      ++named;
+    }
+    if (named > 0 && actual.count == expected.count) continue;
     // What the journal cannot name: said by number.
     std::string message = collection + ": ";
     Kind kind = Kind::replaced;

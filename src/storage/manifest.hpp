@@ -2,11 +2,11 @@
 // of live records of every collection, rewritten in the batch of every write.
 //
 // For each collection it keeps the number of live records and the sum,
-// modulo 2^256, of their keyed digests (Vault::record_digest: collection,
+// modulo 2^128, of their keyed digests (Vault::record_digest: collection,
 // key, version, and the nonce and tag that pin the exact ciphertext). Adding
 // or removing a record is one addition or one subtraction, whatever the
-// store's size. The digests are keyed, so without the data key nobody can
-// find another set of records with the same sum.
+// store's size. The digests are keyed and the sums sealed, so without the
+// data key nobody can find another set of records with the same sum.
 //
 // It also keeps the store's generation, which grows by one with every write
 // (a store-wide write sequence a host can anchor elsewhere), and a journal of
@@ -33,7 +33,7 @@ struct Record;
 
 namespace keyfolio::detail {
 
-// A sum of digests modulo 2^256, as four little-endian 64-bit limbs.
+// A sum of digests modulo 2^128, as little-endian 64-bit limbs.
 class DigestSum {
  public:
   void add(const Vault::Digest& digest) noexcept;
@@ -44,7 +44,8 @@ class DigestSum {
   static std::optional<DigestSum> read(std::string_view& in);
 
  private:
-  std::array<std::uint64_t, 4> limbs_{};
+  static constexpr std::size_t limbs = Vault::digest_size / 8;
+  std::array<std::uint64_t, limbs> limbs_{};
 };
 
 // One collection's live records: how many, and their digests' sum.
@@ -78,7 +79,7 @@ struct Manifest {
     Vault::Digest digest{};
     std::string key;
   };
-  static constexpr std::size_t journal_size = 64;
+  static constexpr std::size_t journal_size = 16;
 
   std::uint64_t generation = 0;
   std::array<Tally, covered_collections> tallies{};

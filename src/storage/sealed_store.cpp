@@ -3,7 +3,7 @@
 #include "detail/text.hpp"
 
 #include <algorithm>
-#include <map>
+#include <unordered_map>
 #include <utility>
 
 namespace keyfolio::detail {
@@ -253,22 +253,28 @@ Result<Manifest> SealedStore::apply(const Manifest& base, const WriteBatch& batc
   };
   Manifest next = base;
   const std::uint64_t generation = base.generation + 1;
-  std::map<std::pair<std::size_t, std::string_view>, Live> touched;
+  // Keys this batch has changed so far, by collection.
+  std::array<std::unordered_map<std::string_view, Live>, covered_collections> touched;
   std::array<bool, covered_collections> cleared{};
+  const auto operations = batch.operations();
+  // Only the last changes can stay in the journal.
+  const std::size_t journal_from =
+      operations.size() > Manifest::journal_size ? operations.size() - Manifest::journal_size : 0;
 
-  for (const auto& op : batch.operations()) {
+  for (std::size_t i = 0; i < operations.size(); ++i) {
+    const auto& op = operations[i];
     const auto c = covered_index(op.collection);
     if (!c || op.kind == WriteBatch::Kind::expect) continue;
     if (op.kind == WriteBatch::Kind::erase_all) {
       next.tallies[*c] = {};
       cleared[*c] = true;
-      std::erase_if(touched, [&](const auto& entry) { return entry.first.first == *c; });
+      touched[*c].clear();
       std::erase_if(next.journal, [&](const Manifest::Change& change) { return change.collection == *c; });
       continue;
     }
     // The record as it stands before this operation.
     Live before;
-    if (auto it = touched.find({*c, op.key}); it != touched.end()) {
+    if (auto it = touched[*c].find(op.key); it != touched[*c].end()) {
       before = it->second;
     } else if (!cleared[*c] && op.expected_version != must_not_exist) {
       auto stored = backend_->get(op.collection, op.key);
@@ -284,20 +290,21 @@ Result<Manifest> SealedStore::apply(const Manifest& base, const WriteBatch& batc
     }
     if (before.present) next.tallies[*c].subtract(before.digest);
 
+    Live after;
+    if (op.kind == WriteBatch::Kind::put) {
+      after = {true, op.expected_version + 1,
+               vault.record_digest(op.collection, op.key, op.expected_version + 1, op.value)};
+      next.tallies[*c].add(after.digest);
+    }
+    touched[*c][op.key] = after;
+    if (i < journal_from) continue;
     Manifest::Change change;
     change.collection = static_cast<std::uint8_t>(*c);
     change.generation = generation;
     change.key = op.key;
-    Live after;
-    if (op.kind == WriteBatch::Kind::put) {
-      after = {true, op.expected_version + 1, vault.record_digest(op.collection, op.key, op.expected_version + 1, op.value)};
-      next.tallies[*c].add(after.digest);
-      change.version = after.version;
-      change.digest = after.digest;
-    } else {
-      change.erased = true;
-    }
-    touched[{*c, op.key}] = after;
+    change.erased = !after.present;
+    change.version = after.version;
+    change.digest = after.digest;
     next.remember(std::move(change));
   }
   return next;
@@ -479,7 +486,8 @@ Result<SealedStore::Rotated> SealedStore::rotate(const KeySource& key, const Res
     // collection, so that no new key meets an old one.
     std::vector<std::pair<std::string, std::string>> moved;
     for (const Record& record : (*records)[c]) {
-      if (progress && ++done % progress_every == 0) progress(done, total);
+      ++done;
+      if (progress && done % progress_every == 0) progress(done, total);
       auto plain = old->open(name, record.key, record.version, record.value);
       if (!plain) {
         if (!options_.recover) {
@@ -504,14 +512,18 @@ Result<SealedStore::Rotated> SealedStore::rotate(const KeySource& key, const Res
         std::string sealed = fresh.seal(name, r.key, record.version + 1, r.plaintext.view(), r.header);
         const auto digest = fresh.record_digest(name, r.key, record.version + 1, sealed);
         next.tallies[c].add(digest);
-        next.remember({static_cast<std::uint8_t>(c), false, next.generation, record.version + 1, digest, r.key});
+        if (total - done < Manifest::journal_size) {
+          next.remember({static_cast<std::uint8_t>(c), false, next.generation, record.version + 1, digest, r.key});
+        }
         batch.put(name, r.key, std::move(sealed), record.version);
       } else {
         batch.erase(name, record.key, record.version);
         std::string sealed = fresh.seal(name, r.key, 1, r.plaintext.view(), r.header);
         const auto digest = fresh.record_digest(name, r.key, 1, sealed);
         next.tallies[c].add(digest);
-        next.remember({static_cast<std::uint8_t>(c), false, next.generation, 1, digest, r.key});
+        if (total - done < Manifest::journal_size) {
+          next.remember({static_cast<std::uint8_t>(c), false, next.generation, 1, digest, r.key});
+        }
         moved.emplace_back(std::move(r.key), std::move(sealed));
       }
     }

@@ -267,6 +267,26 @@ void keyfolio_open_100k(benchmark::State& state) {
   }
 }
 
+// Replacing the data key of a store of 100,000 accounts: every record
+// re-sealed under a new key, in one durable write. Its floor is the import's:
+// sealing and writing as many records.
+void keyfolio_rotate_100k(benchmark::State& state) {
+  const fs::path path = bench_dir() / "rotate.db";
+  for (auto _ : state) {
+    state.PauseTiming();
+    copy_to_disk(store_with(100'000), path);
+    std::optional<keyfolio::AccountManager> manager =
+        keyfolio::AccountManager::open(keyfolio::make_sqlite_backend(path).value(), bench_key()).value();
+    state.ResumeTiming();
+    auto rotated = manager->rotate_data_key(bench_key());
+    if (!rotated || rotated->resealed != 100'000) state.SkipWithError("rotation failed");
+    state.PauseTiming();  // closing is not part of rotating
+    manager.reset();
+    fs::remove(path);
+    state.ResumeTiming();
+  }
+}
+
 // Reading each of 100,000 accounts once after open: the decryption open
 // leaves for the first read. Reported per account.
 void keyfolio_first_read_100k(benchmark::State& state) {
@@ -501,6 +521,7 @@ BENCHMARK(keyfolio_import_100k)->Name("keyfolio/import_100k")->Unit(benchmark::k
 BENCHMARK(floor_import_100k)->Name("floor/import_100k")->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 BENCHMARK(keyfolio_open_100k)->Name("keyfolio/open_100k")->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
 BENCHMARK(floor_open_100k)->Name("floor/open_100k")->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
+BENCHMARK(keyfolio_rotate_100k)->Name("keyfolio/rotate_100k")->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 BENCHMARK(kdf_passphrase_moderate)->Name("keyfolio/kdf_passphrase_moderate")->Unit(benchmark::kMillisecond)
     ->Iterations(3)->UseRealTime();
 BENCHMARK(keyfolio_connect)->Name("keyfolio/connect")->Unit(benchmark::kMicrosecond)->UseRealTime()
@@ -603,6 +624,7 @@ int main(int argc, char** argv) {
        1.15},
       {"import_100k", "keyfolio/import_100k/iterations:3/real_time", "floor/import_100k/iterations:3/real_time", 1.5},
       {"open_100k", "keyfolio/open_100k/iterations:5/real_time", "floor/open_100k/iterations:5/real_time", 1.5},
+      {"rotate_100k", "keyfolio/rotate_100k/iterations:3/real_time", "floor/import_100k/iterations:3/real_time", 2},
       {"connect", "keyfolio/connect/repeats:9/real_time", "floor/connect/1000/repeats:9/real_time", 1.3},
   };
   std::cout << "\n" << std::left << std::setw(26) << "case" << std::right << std::setw(14) << "keyfolio"

@@ -1150,6 +1150,9 @@ TEST_CASE("every command of the README's CLI walkthrough runs, in order, and doe
        [&](const Run& r) {
          CHECK(r.out.starts_with("disconnected " + portfolio + " (Long-term) and removed account kraken/"));
        }},
+      {{"verify"}, "", [](const Run& r) { CHECK(r.out.starts_with("intact: 3 accounts, generation ")); }},
+      {{"rotate"}, "",
+       [](const Run& r) { CHECK(r.out.starts_with("data key replaced: 3 records re-sealed under a new data key")); }},
       {{"passwd"}, "", [](const Run& r) { CHECK(r.out == "passphrase changed\n"); }},
   };
 
