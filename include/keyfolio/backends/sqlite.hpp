@@ -14,8 +14,24 @@
 //
 // What a write removes (an erased record, the value a put replaced) is
 // overwritten with zeros in the database file, whatever the default of the
-// SQLite build (secure_delete, set on every connection); the -wal file may
-// keep the old pages until SQLite reuses or removes it.
+// SQLite build (secure_delete, set on every connection). The -wal file keeps
+// the old page images until a checkpoint has copied the log into the
+// database file and the log is written again from its start; the first
+// commit after that cuts the file at its own end, so that no old frames stay
+// past it. The last connection to close removes the -wal file.
+//
+// scrub() (which keyfolio calls after a changed key and a rotated data key)
+// copies the whole log into the database file and truncates the -wal file to
+// nothing: afterwards no replaced or erased value is left in the store's
+// files (the -shm file holds only the log's index, never a value). It waits
+// up to `busy_timeout` for every other connection, in this process or
+// another, to end its read or write transaction (this handle's own change
+// feed only reads briefly), and says `unavailable` when one lasts longer: the
+// old page images then stay in the -wal file until a later scrub() or the
+// last connection's close. It removes the bytes from the files only: the
+// file system or the storage device may still hold the blocks the log used
+// (copy-on-write file systems, SSD wear levelling), as may backups and
+// snapshots of the files.
 //
 // Change feed: a subscribed handle delivers, on a thread of its own, what any
 // handle in any process (itself included) committed, in commit order,

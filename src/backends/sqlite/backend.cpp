@@ -15,7 +15,9 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fcntl.h>
 #include <mutex>
@@ -39,6 +41,10 @@ std::string prefix_end(std::string_view prefix) {
   if (!end.empty()) end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
   return end;
 }
+
+// A lock held by another connection (SQLite's busy handler gave up, or was
+// not called).
+bool is_busy(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
 
 class SqliteBackend final : public StorageBackend {
  public:
@@ -114,6 +120,43 @@ class SqliteBackend final : public StorageBackend {
       sqlite3_wal_hook(c_.db.get(), &WalFrames::hook, wal_.get());
     }
     return subscribers_->add(std::move(handler));
+  }
+
+  // A checkpoint that copies the whole log into the database file and
+  // truncates the log to nothing. It must wait for every reader to leave the
+  // log (this handle's feed polls in short read transactions; another
+  // connection may read for longer) and for any writer, and SQLite fails it
+  // at once, without its busy handler, while another connection checkpoints
+  // (this handle's feed does, now and then): so it is tried again until the
+  // busy timeout has passed, the busy handler bounded by what is left of it.
+  // It runs on the handle's own connection under its lock, so that no write
+  // of this handle comes between.
+  Result<void> scrub() override {
+    using clock = std::chrono::steady_clock;
+    std::lock_guard lock(mutex_);
+    sqlite3* db = c_.db.get();
+    const auto deadline = clock::now() + options_.busy_timeout;
+    int rc = SQLITE_OK;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+      sqlite3_busy_timeout(db, static_cast<int>(std::clamp<std::int64_t>(left, 0, INT32_MAX)));
+      rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+      if (!is_busy(rc) || clock::now() >= deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    sqlite3_busy_timeout(db, busy_timeout_ms(options_));
+    if (rc == SQLITE_OK) {
+      wal_->frames.store(0, std::memory_order_relaxed);  // no checkpoint left due
+      return {};
+    }
+    if (is_busy(rc)) {
+      return Error(errc::unavailable,
+                   store_label(c_.path) + ": cannot empty its write-ahead log " + detail::quote(c_.path + "-wal", 200) +
+                       ": another connection (another process with the store open) kept reading, writing or "
+                       "checkpointing longer than the busy timeout; old page images stay in that file until a "
+                       "later scrub, or the close of the store's last connection, removes them");
+    }
+    return c_.fail("emptying the write-ahead log", rc);
   }
 
   std::string describe() const override { return "sqlite:" + path_.string(); }

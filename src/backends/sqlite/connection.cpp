@@ -123,6 +123,10 @@ Result<void> overwrite_erased_content(Connection& c) {
 
 }  // namespace
 
+int busy_timeout_ms(const SqliteOptions& options) {
+  return static_cast<int>(std::min<std::int64_t>(options.busy_timeout.count(), INT32_MAX));
+}
+
 Result<Connection> connect(const std::filesystem::path& path, const SqliteOptions& options) {
   Connection c;
   c.path = path.string();
@@ -134,7 +138,7 @@ Result<Connection> connect(const std::filesystem::path& path, const SqliteOption
   if (sqlite3_db_readonly(c.db.get(), "main") == 1) {
     return Error(errc::storage_error, store_label(c.path) + ": the file is not writable by this process");
   }
-  sqlite3_busy_timeout(c.db.get(), static_cast<int>(std::min<std::int64_t>(options.busy_timeout.count(), INT32_MAX)));
+  sqlite3_busy_timeout(c.db.get(), busy_timeout_ms(options));
   // Before anything that writes (the journal mode is stored in the file):
   // leave other applications' databases untouched.
   if (auto known = identify(c); !known) return known.error();
@@ -144,6 +148,11 @@ Result<Connection> connect(const std::filesystem::path& path, const SqliteOption
                                                                            : "PRAGMA synchronous = NORMAL";
   if (auto r = c.exec(sync, "setting durability"); !r) return r.error();
   if (auto r = c.exec("PRAGMA foreign_keys = OFF; PRAGMA trusted_schema = OFF", "configuring"); !r) return r.error();
+  // A log that a checkpoint reset is written again from its start, and
+  // SQLite keeps the file's length for speed: the frames past the new end
+  // would keep old page images (replaced values) indefinitely. With a limit
+  // of zero, the first commit after the reset cuts the file at its own end.
+  if (auto r = c.exec("PRAGMA journal_size_limit = 0", "limiting the write-ahead log"); !r) return r.error();
   if (auto r = overwrite_erased_content(c); !r) return r.error();
   return c;
 }

@@ -40,6 +40,9 @@ struct Connection {
   Result<void> prepare_all();
 };
 
+// The busy timeout of `options`, as SQLite takes it.
+int busy_timeout_ms(const SqliteOptions& options);
+
 // Opens a connection on a keyfolio store (or an empty file), in WAL mode.
 Result<Connection> connect(const std::filesystem::path& path, const SqliteOptions& options);
 
