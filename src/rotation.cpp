@@ -61,7 +61,11 @@ class Rekeying {
       return SealedStore::Resealed{record.key, std::move(plaintext),
                                    spelling.empty() ? std::string() : detail::account_record::header({}, spelling)};
     }
-    const auto before = detail::fingerprint_under(old_, catalog_, decoded->id, decoded->credentials);
+    // The old fingerprint is in the header, authenticated now that the
+    // record has opened; computed for a record without one.
+    const auto before = header && header->fingerprint.size() == Vault::fingerprint_size
+                            ? detail::Fingerprint::from_bytes(header->fingerprint)
+                            : detail::fingerprint_under(old_, catalog_, decoded->id, decoded->credentials);
     const auto after = detail::fingerprint_under(fresh, catalog_, decoded->id, decoded->credentials);
     if (!before.empty()) fingerprints_.emplace(before.hex(), after.hex());
     return SealedStore::Resealed{record.key, std::move(plaintext),
@@ -97,19 +101,22 @@ Result<RotationResult> AccountManager::rotate_data_key(const KeySource& key, con
   for (int attempt = 0; attempt < attempts; ++attempt) {
     const auto old = sealed.vault_now();
     Rekeying rekeying(*old, store_->catalog());
+    store_->defer_account_events(true);
     auto rotated = sealed.rotate(
         key,
         [&](std::size_t c, const Record& r, SecureBuffer p, const Vault& fresh) {
           return rekeying(c, r, std::move(p), fresh);
         },
         progress);
+    store_->defer_account_events(false);
+    // Every account is at a new version now (or, when the rotation failed,
+    // another writer's change may have been deferred): the cache takes them
+    // in. A failure here is mended by the next refresh().
+    (void)store_->refresh();
     if (!rotated) {
       if (rotated.error().code() == errc::conflict) continue;
       return rotated.error();
     }
-    // Every account is at a new version now: the cache takes them in (a
-    // failure here is mended by the next refresh()).
-    (void)store_->refresh();
     // No copy of the old keyring left in the backend's files.
     if (auto scrubbed = sealed.scrub("the data key was rotated"); !scrubbed) return scrubbed.error();
     return RotationResult{rotated->resealed, rotated->dropped};

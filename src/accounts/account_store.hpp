@@ -22,6 +22,7 @@
 #include "storage/sealed_store.hpp"
 #include "storage/subscribers.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -150,6 +151,10 @@ class AccountStore : public std::enable_shared_from_this<AccountStore> {
   const ExchangeCatalog& catalog() const noexcept { return *catalog_; }
   int max_retries() const noexcept { return max_retries_; }
   bool has_change_feed() const noexcept { return feed_active_; }
+  // While set, the feed's account events are not taken in one by one: a
+  // rotation of this store rewrites every record, and the full refresh()
+  // that follows it (begun after this is cleared) takes in all of them.
+  void defer_account_events(bool defer) noexcept { deferring_.store(defer, std::memory_order_release); }
   SealedStore& sealed() noexcept { return sealed_; }
   const SealedStore& sealed() const noexcept { return sealed_; }
 
@@ -187,6 +192,7 @@ class AccountStore : public std::enable_shared_from_this<AccountStore> {
   const ExchangeCatalog* catalog_;
   int max_retries_;
   bool feed_active_ = false;
+  std::atomic<bool> deferring_{false};
 
   mutable std::shared_mutex cache_mutex_;
   // Keyed by id; a storage key finds its entry by parsing it (the canonical

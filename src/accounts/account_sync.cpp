@@ -33,6 +33,7 @@ void AccountStore::on_change(const ChangeEvent& event) {
     sealed_.keyring_changed();
     return;
   }
+  if (accounts && deferring_.load(std::memory_order_acquire)) return;
   if (event.kind == Kind::resync && (event.collection.empty() || accounts)) {
     (void)sync_all(false);
   } else if (!accounts) {
