@@ -196,7 +196,7 @@ TEST_CASE("a bundle whose parts were dropped, added, reordered or altered is cor
   CHECK(keyfolio::open_bundle(emptied, raw('r')).error().code() == errc::corrupt_data);
 }
 
-TEST_CASE("a format 1 bundle opens only when a part proves its key; one without parts is refused") {
+TEST_CASE("a format 1 bundle opens only when a part proves its key, and one without parts is refused") {
   // tests/data/format1-bundle.kfb: sealed by keyfolio before bundles carried
   // an authenticator, two parts; format1-empty-bundle.kfb: no parts.
   const auto key = passphrase("format 1 passphrase");
