@@ -8,9 +8,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,24 +42,109 @@ bool write_all(int fd, std::string_view data) {
 
 }  // namespace
 
-// Writes `pieces` to `path` (or standard output for "-"): through a private
-// temporary file beside it, renamed into place once complete, so that a
-// failed export never leaves a partial file or replaces a good one.
-keyfolio::Result<void> write_file(const std::string& path, const std::vector<std::string_view>& pieces, bool replace) {
-  if (path == "-") {
-    for (auto piece : pieces) {
-      if (!write_all(STDOUT_FILENO, piece)) return io_error("write to", "standard output");
-    }
-    return {};
+WriteFileSeams& write_file_seams() {
+  static WriteFileSeams seams;
+  return seams;
+}
+
+namespace {
+
+// Writes every piece to `fd` and makes it durable; false with errno set.
+bool write_pieces(int fd, const std::vector<std::string_view>& pieces) {
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    if (!write_all(fd, pieces[i])) return false;
+    if (write_file_seams().after_piece) write_file_seams().after_piece(i + 1);
   }
+  return ::fsync(fd) == 0;
+}
+
+// Closes a descriptor on every way out.
+struct Closed {
+  int fd;
+  ~Closed() { ::close(fd); }
+};
+
+// Where `path`'s file goes, and the hidden name of a temporary file beside
+// it (ending in XXXXXX, for mkstemp or random_name).
+struct Place {
+  std::string directory;
+  std::string temp_pattern;
+};
+
+Place place_of(const std::string& path) {
   const fs::path target(path);
-  std::string temp = (target.parent_path().empty() ? fs::path(".") : target.parent_path()) /
-                     ("." + target.filename().string() + ".XXXXXX");
+  const fs::path directory = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  return {directory.string(), (directory / ("." + target.filename().string() + ".XXXXXX")).string()};
+}
+
+// `pattern` with its trailing XXXXXX replaced by random letters and digits.
+std::string random_name(std::string pattern) {
+  static constexpr std::string_view alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  for (std::size_t i = pattern.size() - 6; i < pattern.size(); ++i) {
+    pattern[i] = alphabet[randombytes_uniform(static_cast<std::uint32_t>(alphabet.size()))];
+  }
+  return pattern;
+}
+
+// Gives the unnamed (O_TMPFILE) file `fd` the name `path`, never replacing a
+// file there (EEXIST). The /proc/self/fd form is open to every process where
+// /proc is mounted; without /proc (ENOENT), AT_EMPTY_PATH names the
+// descriptor itself, which needs CAP_DAC_READ_SEARCH before Linux 6.10 (and
+// fails with ENOENT without it).
+int link_unnamed(int fd, const std::string& path) {
+  const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0) return 0;
+  if (errno != ENOENT) return -1;
+  return ::linkat(fd, "", AT_FDCWD, path.c_str(), AT_EMPTY_PATH);
+}
+
+// Writes through a file with no name (O_TMPFILE), named only once complete
+// and durable, so that a process killed while writing leaves nothing behind.
+// nullopt when the kernel or file system has no such files, or the file
+// cannot be named: the caller writes through a named temporary file instead.
+std::optional<keyfolio::Result<void>> write_unnamed(const std::string& path, const std::vector<std::string_view>& pieces,
+                                                    bool replace) {
+  const Place place = place_of(path);
+  const int fd = ::open(place.directory.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) return std::nullopt;
+    return io_error("create a file in the directory of", path);
+  }
+  const Closed closed{fd};
+  if (!write_pieces(fd, pieces)) return io_error("write", path);
+  if (link_unnamed(fd, path) == 0) return keyfolio::Result<void>{};
+  if (errno == ENOENT) return std::nullopt;  // neither form of linkat is open to this process
+  if (errno != EEXIST) return io_error("write", path);
+  if (!replace) return already_exists(path);
+  // Replacing a file: linkat cannot, so the complete file gets a temporary
+  // name beside it and is renamed over the old one. A crash between the two
+  // leaves it under that name (whole, private to its owner).
+  for (int tries = 0; tries < 16; ++tries) {
+    const std::string temp = random_name(place.temp_pattern);
+    if (link_unnamed(fd, temp) != 0) {
+      if (errno == EEXIST) continue;
+      return io_error("write", path);
+    }
+    if (::rename(temp.c_str(), path.c_str()) != 0) {
+      const int saved = errno;
+      ::unlink(temp.c_str());
+      errno = saved;
+      return io_error("write", path);
+    }
+    return keyfolio::Result<void>{};
+  }
+  errno = EEXIST;
+  return io_error("create a file in the directory of", path);
+}
+
+// Writes through a private temporary file beside `path`, renamed into place
+// once complete: a failed write never leaves a partial file or replaces a
+// good one, but a process killed while writing leaves the temporary file.
+keyfolio::Result<void> write_named(const std::string& path, const std::vector<std::string_view>& pieces, bool replace) {
+  std::string temp = place_of(path).temp_pattern;
   const int fd = ::mkstemp(temp.data());  // created 0600
   if (fd < 0) return io_error("create a file in the directory of", path);
-  bool ok = true;
-  for (auto piece : pieces) ok = ok && write_all(fd, piece);
-  ok = ok && ::fsync(fd) == 0;
+  const bool ok = write_pieces(fd, pieces);
   const int saved = errno;
   ::close(fd);
   if (!ok) {
@@ -86,8 +173,26 @@ keyfolio::Result<void> write_file(const std::string& path, const std::vector<std
     if (errno == EEXIST) return already_exists(path);
     return io_error("write", path);
   }
+  return {};
+}
+
+}  // namespace
+
+// Writes `pieces` to `path` (or standard output for "-"), complete or not at
+// all: a failed export never leaves a partial file or replaces a good one.
+keyfolio::Result<void> write_file(const std::string& path, const std::vector<std::string_view>& pieces, bool replace) {
+  if (path == "-") {
+    for (auto piece : pieces) {
+      if (!write_all(STDOUT_FILENO, piece)) return io_error("write to", "standard output");
+    }
+    return {};
+  }
+  std::optional<keyfolio::Result<void>> written;
+  if (!write_file_seams().named_temporary_only) written = write_unnamed(path, pieces, replace);
+  if (!written) written = write_named(path, pieces, replace);
+  if (!*written) return *written;
   // The new name itself is durable once its directory is.
-  const std::string directory = target.parent_path().empty() ? "." : target.parent_path().string();
+  const std::string directory = place_of(path).directory;
   if (const int dir = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
     ::fsync(dir);
     ::close(dir);

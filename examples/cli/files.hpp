@@ -5,6 +5,8 @@
 
 #include <keyfolio/keyfolio.hpp>
 
+#include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,8 +21,24 @@ keyfolio::Error already_exists(const std::string& path);
 
 // Writes `pieces` to `path`, or to standard output for "-". A new file is
 // readable by its owner only; an existing one is replaced only with
-// `replace` (else already_exists).
+// `replace` (else already_exists). The file appears complete or not at all.
+// Where the file system has unnamed files (Linux O_TMPFILE) and this process
+// can name one (through /proc/self/fd, or with CAP_DAC_READ_SEARCH), nothing
+// is left behind when the process is killed while writing, except when
+// replacing a file and killed in the instant between naming the complete
+// file and renaming it over the old one; elsewhere a killed write leaves its
+// hidden temporary file (.NAME.XXXXXX) beside `path`.
 keyfolio::Result<void> write_file(const std::string& path, const std::vector<std::string_view>& pieces, bool replace);
+
+// Seams of write_file for tests, process-wide; the tool leaves them as they
+// are. Not safe to change while a write_file runs.
+struct WriteFileSeams {
+  // Called after each piece is written to the file, with how many are.
+  std::function<void(std::size_t written)> after_piece;
+  // Write through a named temporary file, as where there are no unnamed files.
+  bool named_temporary_only = false;
+};
+WriteFileSeams& write_file_seams();
 
 // The whole of `path`, or of standard input for "-": not_found for a missing
 // file, invalid_argument past 1 GiB. The caller wipes the text (Wiped).

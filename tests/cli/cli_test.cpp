@@ -807,7 +807,7 @@ TEST_CASE("keyfolio export then import restores every account, and the bundle ke
   REQUIRE(exported.status == 0);
   CHECK(exported.out == "exported 3 accounts to backup.kfb (encrypted bundle)\n");
   const std::string bundle = read_text(cli.path("backup.kfb"));
-  CHECK(bundle.starts_with("{\"keyfolio_bundle\":1"));
+  CHECK(bundle.starts_with("{\"keyfolio_bundle\":2"));
   CHECK_FALSE(mentions(bundle, "CANARY"));
   CHECK_FALSE(mentions(bundle, "okx-key"));
   CHECK(owner_only(cli.path("backup.kfb")));
@@ -817,7 +817,7 @@ TEST_CASE("keyfolio export then import restores every account, and the bundle ke
   CHECK(read_text(cli.path("backup.kfb")) == bundle);
   auto to_stdout = cli({"export", "-"});
   REQUIRE(to_stdout.status == 0);
-  CHECK(to_stdout.out.starts_with("{\"keyfolio_bundle\":1"));
+  CHECK(to_stdout.out.starts_with("{\"keyfolio_bundle\":2"));
   CHECK(to_stdout.err == "exported 3 accounts (encrypted bundle)\n");
   auto forced = cli({"export", "backup.kfb", "--force"});
   REQUIRE(forced.status == 0);
@@ -898,11 +898,21 @@ TEST_CASE("keyfolio import is all or nothing and says which entry is wrong and w
   auto wrong_bundle_passphrase = cli({"import", "backup.kfb", "--bundle-passphrase-fd", "0"}, "not the one\n");
   CHECK(wrong_bundle_passphrase.status == 5);
   CHECK(mentions(wrong_bundle_passphrase.err, "backup.kfb: the bundle does not open"));
-  std::string tampered = read_text(cli.path("backup.kfb"));
-  const auto at = tampered.find("\"ciphertext\":\"") + 20;
-  tampered[at] = tampered[at] == 'A' ? 'B' : 'A';
-  write_text(cli.path("tampered.kfb"), tampered);
+  // An altered header cannot be told from a wrong passphrase; an altered part
+  // under the right one is damage.
+  const std::string original = read_text(cli.path("backup.kfb"));
+  auto tamper = [&](std::string_view after) {
+    std::string text = original;
+    const auto at = text.find("\"ciphertext\":\"", text.find(after)) + 20;
+    text[at] = text[at] == 'A' ? 'B' : 'A';
+    return text;
+  };
+  write_text(cli.path("tampered.kfb"), tamper("\"authenticator\""));
   CHECK(cli({"import", "tampered.kfb"}).status == 5);
+  write_text(cli.path("tampered-part.kfb"), tamper("\"parts\""));
+  auto tampered_part = cli({"import", "tampered-part.kfb"});
+  CHECK(tampered_part.status == 1);
+  CHECK(mentions(tampered_part.err, "tampered-part.kfb: the bundle is damaged: part 1 of 1 fails to authenticate"));
   write_text(cli.path("damaged.kfb"), "{\"keyfolio_bundle\":1,\"key\":\"passphrase\"");
   auto damaged = cli({"import", "damaged.kfb"});
   CHECK(damaged.status == 1);
@@ -919,7 +929,54 @@ TEST_CASE("keyfolio import is all or nothing and says which entry is wrong and w
   CHECK(empty.out == "imported 0 accounts (0 added, 0 updated)\n");
 
   CHECK(cli({"list"}).out == before);  // nothing stored by any of the failures
-  check_no_canary({bad_entry, unknown, redacted, broken, wrong_bundle_passphrase, damaged, missing, empty});
+  check_no_canary({bad_entry, unknown, redacted, broken, wrong_bundle_passphrase, tampered_part, damaged, missing, empty});
+}
+
+TEST_CASE("keyfolio import of a bundle whose parts were removed, or of an empty store's under a wrong passphrase, "
+          "imports nothing and fails") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  REQUIRE(cli({"export", "empty.kfb"}).status == 0);
+  REQUIRE(cli({"add", "BINANCE/main", "--field", "apiKey", "--field", "secret"}, canary_key + "\n" + canary_secret + "\n").status == 0);
+  REQUIRE(cli({"add", "OKX/trading", "--field", "apiKey", "--field", "secret", "--field", "password"},
+              "okx-key\nCANARY-okx-secret\nCANARY-okx-pass\n").status == 0);
+  REQUIRE(cli({"export", "backup.kfb"}).status == 0);
+  const std::string before = cli({"list"}).out;
+
+  // The empty store's bundle opens with its own passphrase only.
+  auto empty_right = cli({"import", "empty.kfb"});
+  CHECK(empty_right.status == 0);
+  CHECK(empty_right.out == "imported 0 accounts (0 added, 0 updated)\n");
+  auto empty_wrong = cli({"import", "empty.kfb", "--bundle-passphrase-fd", "0"}, "not the one\n");
+  CHECK(empty_wrong.status == 5);
+  CHECK(mentions(empty_wrong.err, "empty.kfb: the bundle does not open with this passphrase"));
+  CHECK(empty_wrong.out.empty());
+
+  auto rewritten = [&](const std::string& name, const std::function<void(boost::json::array&)>& edit) {
+    auto bundle = boost::json::parse(read_text(cli.path("backup.kfb")));
+    edit(bundle.as_object()["parts"].as_array());
+    write_text(cli.path(name), boost::json::serialize(bundle) + "\n");
+  };
+  rewritten("no-parts.kfb", [](boost::json::array& parts) { parts.clear(); });
+  rewritten("doubled.kfb", [](boost::json::array& parts) { parts.push_back(parts[0]); });
+  std::vector<Run> runs{empty_right, empty_wrong};
+  for (const std::string name : {"no-parts.kfb", "doubled.kfb"}) {
+    INFO(name);
+    for (const std::string passphrase : {"the bundle's own passphrase\n", "not the one\n"}) {
+      auto run = passphrase.starts_with("not") ? cli({"import", name, "--bundle-passphrase-fd", "0"}, passphrase)
+                                               : cli({"import", name});
+      CHECK(run.status == (passphrase.starts_with("not") ? 5 : 1));
+      CHECK(run.out.empty());
+      CHECK_FALSE(mentions(run.err, "imported"));
+      if (!passphrase.starts_with("not")) {
+        CHECK(mentions(run.err, name + ": the bundle is damaged: it holds "));
+        CHECK(mentions(run.err, ", but was sealed with 1 (parts were removed or added)"));
+      }
+      runs.push_back(run);
+    }
+  }
+  CHECK(cli({"list"}).out == before);
+  check_no_canary(runs);
 }
 
 TEST_CASE("keyfolio draws an import progress bar only on a terminal, and never colour") {

@@ -1,7 +1,9 @@
-// The keyfolio tool's input files: read_input hands over what it read and
-// leaves no other copy of it in ordinary memory, on its stack or in memory it
-// frees, however the read ends.
+// The keyfolio tool's input and output files: read_input hands over what it
+// read and leaves no other copy of it in ordinary memory, on its stack or in
+// memory it frees, however the read ends; write_file leaves nothing of what it
+// was writing behind when it is killed midway.
 #include "catch.hpp"
+#include "child_process.hpp"
 #include "temp_dir.hpp"
 
 #include "files.hpp"
@@ -10,7 +12,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <csignal>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <malloc.h>
 #include <new>
 #include <optional>
@@ -18,7 +23,9 @@
 #include <string>
 #include <string_view>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -202,4 +209,122 @@ TEST_CASE("read_input wipes the text read so far when memory runs out for more o
   CHECK(w.reading.out_of_memory);
   CHECK_FALSE(w.stack_holds_input);
   CHECK(w.freed_with_canary == 0);
+}
+
+namespace {
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Every file in `dir` (hidden ones too), each marked when it holds the
+// canary.
+std::vector<std::string> files_in(const std::filesystem::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const bool holds = read_text(entry.path()).find(canary) != std::string::npos;
+    out.push_back(entry.path().filename().string() + (holds ? " (holding the canary)" : ""));
+  }
+  return out;
+}
+
+// Runs write_file(path, {canaries, "...rest"}, replace) in a child, kills it
+// (SIGKILL) once the first piece is written, and says whether it got there.
+bool killed_while_writing(const std::string& path, bool replace) {
+  const std::string secret = canaries(chunk);
+  const keyfolio::test::Child child = keyfolio::test::spawn_child([&](const auto& say) {
+    keyfolio::cli::write_file_seams().after_piece = [&](std::size_t written) {
+      if (written != 1) return;
+      say("paused");
+      for (;;) ::pause();
+    };
+    return keyfolio::cli::write_file(path, {secret, "and the rest\n"}, replace) ? 0 : 1;
+  });
+  if (child.pid < 0) return false;
+  std::string said;
+  char buffer[16];
+  while (said != "paused") {
+    const ssize_t n = ::read(child.from_child, buffer, sizeof buffer);
+    if (n <= 0) break;
+    said.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::kill(child.pid, SIGKILL);
+  const auto outcome = keyfolio::test::collect(child);
+  return said == "paused" && !outcome.exited;
+}
+
+}  // namespace
+
+TEST_CASE("write_file killed midway leaves no file with what it was writing") {
+  keyfolio::test::TempDir dir;
+  const std::string path = (dir / "accounts.json").string();
+  SECTION("a new file") {
+    REQUIRE(killed_while_writing(path, false));
+    CHECK(files_in(dir.path()).empty());
+  }
+  SECTION("replacing a file (--force): the old one stays as it was") {
+    write_text(path, "the old export\n");
+    REQUIRE(killed_while_writing(path, true));
+    CHECK(files_in(dir.path()) == std::vector<std::string>{"accounts.json"});
+    CHECK(read_text(path) == "the old export\n");
+  }
+}
+
+TEST_CASE("write_file writes a private file whole, and replaces one only when asked") {
+  // Through an unnamed file, and through a named temporary one as where the
+  // file system has no unnamed files.
+  const bool named = GENERATE(false, true);
+  INFO((named ? "named temporary file" : "unnamed file"));
+  keyfolio::cli::write_file_seams().named_temporary_only = named;
+  struct Reset {
+    ~Reset() { keyfolio::cli::write_file_seams().named_temporary_only = false; }
+  } reset;
+  keyfolio::test::TempDir dir;
+  const std::string path = (dir / "accounts.json").string();
+  const std::string secret = canaries(chunk + 7);
+  REQUIRE(keyfolio::cli::write_file(path, {secret, "\n"}, false));
+  CHECK(read_text(path) == secret + "\n");
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+  CHECK(files_in(dir.path()).size() == 1);
+
+  auto again = keyfolio::cli::write_file(path, {"other"}, false);
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code() == keyfolio::errc::conflict);
+  CHECK(read_text(path) == secret + "\n");
+
+  REQUIRE(keyfolio::cli::write_file(path, {"replaced", "\n"}, true));
+  CHECK(read_text(path) == "replaced\n");
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+  CHECK(files_in(dir.path()).size() == 1);
+
+  // A new file with replace allowed, and one in a directory that is not there.
+  REQUIRE(keyfolio::cli::write_file((dir / "new.json").string(), {"new"}, true));
+  CHECK(read_text(dir / "new.json") == "new");
+  auto nowhere = keyfolio::cli::write_file((dir / "missing" / "x.json").string(), {"x"}, false);
+  REQUIRE_FALSE(nowhere);
+  CHECK(nowhere.error().code() == keyfolio::errc::storage_error);
+  CHECK(files_in(dir.path()).size() == 2);
+}
+
+TEST_CASE("write_file names its file without privileges, and still leaves nothing when killed midway") {
+  // Run as root, the test runs this part as `nobody`, without root's
+  // capabilities (CAP_DAC_READ_SEARCH among them).
+  keyfolio::test::TempDir dir;
+  REQUIRE(::chmod(dir.path().c_str(), 0777) == 0);
+  const std::string path = (dir / "accounts.json").string();
+  const auto outcome = keyfolio::test::run_in_child([&](const auto& say) {
+    if (!keyfolio::test::drop_root()) return 2;
+    if (!keyfolio::cli::write_file(path, {"written as ", ::geteuid() == 0 ? "root" : "a user"}, false)) return 3;
+    if (!killed_while_writing((dir / "killed.json").string(), false)) return 4;
+    say(read_text(path));
+    return 0;
+  });
+  REQUIRE(outcome.exited);
+  CHECK(outcome.status == 0);
+  CHECK(outcome.said.starts_with("written as "));
+  CHECK(files_in(dir.path()) == std::vector<std::string>{"accounts.json"});
 }
