@@ -109,13 +109,17 @@ Result<RotationResult> AccountManager::rotate_data_key(const KeySource& key, con
         },
         progress);
     store_->defer_account_events(false);
-    // Every account is at a new version now (or, when the rotation failed,
-    // another writer's change may have been deferred): the cache takes them
-    // in. A failure here is mended by the next refresh().
-    (void)store_->refresh();
     if (!rotated) {
+      // Another writer's change may have been deferred meanwhile.
+      (void)store_->refresh();
       if (rotated.error().code() == errc::conflict) continue;
       return rotated.error();
+    }
+    // Every account is at a new version now: the cache takes them in (a
+    // failure here is mended by the next refresh()).
+    if (!store_->reload_rotated()) {
+      (void)store_->refresh();
+      store_->sealed().forget_previous_key();
     }
     // No copy of the old keyring left in the backend's files.
     if (auto scrubbed = sealed.scrub("the data key was rotated"); !scrubbed) return scrubbed.error();

@@ -174,7 +174,9 @@ class KEYFOLIO_EXPORT AccountManager {
   // or at its next refresh() or write): `wrong_key` ("the store's data key
   // was rotated by another handle; open the store again") from every read
   // of credentials and every write, never a credential sealed under the old
-  // key. `progress` is called as for a large upsert, with records counted.
+  // key. This manager's subscribers hear no event (no account changes),
+  // and its readers never see an account missing meanwhile. `progress` is
+  // called as for a large upsert, with records counted.
   Result<RotationResult> rotate_data_key(const KeySource& key, const Progress& progress = {});
 
   // Re-reads every account from the backend, and checks the whole store

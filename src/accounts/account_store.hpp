@@ -155,6 +155,11 @@ class AccountStore : public std::enable_shared_from_this<AccountStore> {
   // rotation of this store rewrites every record, and the full refresh()
   // that follows it (begun after this is cleared) takes in all of them.
   void defer_account_events(bool defer) noexcept { deferring_.store(defer, std::memory_order_release); }
+  // After this store rotated the data key: the same accounts, each at a new
+  // version under the new key. The cache is rebuilt in one pass under one
+  // lock (readers wait; none sees it empty) and no event is delivered, as
+  // no account changed.
+  Result<void> reload_rotated();
   SealedStore& sealed() noexcept { return sealed_; }
   const SealedStore& sealed() const noexcept { return sealed_; }
 
@@ -184,7 +189,8 @@ class AccountStore : public std::enable_shared_from_this<AccountStore> {
   Result<void> sync_sealed(std::span<const Sealed> sealed, std::uint64_t before);
   void install(std::span<const Sealed> sealed, std::vector<AccountEvent>& events);
   Result<void> read_back(std::span<const Sealed> sealed, std::vector<AccountEvent>& events);
-  void load(std::vector<Record> records, std::vector<AccountEvent>* events);
+  // `replace`: the cache is emptied first, under the same lock.
+  void load(std::vector<Record> records, std::vector<AccountEvent>* events, bool replace = false);
   Result<void> sync_all(bool initial);
   void deliver(const std::vector<AccountEvent>& events) { subscribers_->deliver(events); }
 

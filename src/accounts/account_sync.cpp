@@ -241,10 +241,14 @@ Result<void> AccountStore::read_back(std::span<const Sealed> sealed, std::vector
 
 // Fills an empty cache from `records` in one pass under one lock: no entry
 // to compare with, none to remove. Under sync_mutex_.
-void AccountStore::load(std::vector<Record> records, std::vector<AccountEvent>* events) {
+void AccountStore::load(std::vector<Record> records, std::vector<AccountEvent>* events, bool replace) {
   // Straight into the cache: records with a header need no decryption, so
   // the lock is held briefly, and no second copy of the store is built.
   std::unique_lock lock(cache_mutex_);
+  if (replace) {
+    ids_by_fingerprint_.clear();
+    cache_.clear();
+  }
   cache_.reserve(records.size());
   ids_by_fingerprint_.reserve(records.size());
   for (Record& record : records) {
@@ -254,6 +258,16 @@ void AccountStore::load(std::vector<Record> records, std::vector<AccountEvent>* 
     index(*entry);
     if (events != nullptr) events->push_back({AccountEvent::Kind::created, std::move(made->first), entry->version});
   }
+}
+
+Result<void> AccountStore::reload_rotated() {
+  std::lock_guard lock(sync_mutex_);
+  ++sync_generation_;
+  auto checked = sealed_.read_checked();
+  if (!checked) return checked.error();
+  load(std::move((*checked)[*covered_index(collections::accounts)]), nullptr, true);
+  sealed_.forget_previous_key();
+  return {};
 }
 
 // Brings the whole cache up to the backend. `initial`: the load of open(),

@@ -401,7 +401,20 @@ void SealedStore::saw_generation(std::uint64_t generation) const noexcept {
 std::optional<SecureBuffer> SealedStore::open(std::string_view collection, std::string_view key,
                                               std::uint64_t version, std::string_view sealed) const {
   if (retired()) return std::nullopt;
-  return vault()->open(collection, key, version, sealed);
+  std::shared_ptr<const Vault> current, previous;
+  {
+    std::shared_lock lock(state_->vault_mutex);
+    current = vault_;
+    previous = previous_;
+  }
+  auto plain = current->open(collection, key, version, sealed);
+  if (!plain && previous) plain = previous->open(collection, key, version, sealed);
+  return plain;
+}
+
+void SealedStore::forget_previous_key() {
+  std::unique_lock lock(state_->vault_mutex);
+  previous_.reset();
 }
 
 std::optional<std::string_view> SealedStore::header_of(std::string_view sealed) noexcept {
@@ -541,6 +554,7 @@ Result<SealedStore::Rotated> SealedStore::rotate(const KeySource& key, const Res
   auto written = backend_->write(batch);
   if (written) {
     std::unique_lock swap(state_->vault_mutex);
+    previous_ = std::move(vault_);
     vault_ = std::make_shared<const Vault>(std::move(fresh));
   }
   {

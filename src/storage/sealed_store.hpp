@@ -199,6 +199,11 @@ class SealedStore {
   // for the message of a failure: the change itself has landed).
   Result<void> scrub(std::string_view done);
 
+  // After this handle's rotation, records it read before (kept sealed in a
+  // cache) still open under the previous key until this is called, once
+  // the cache has taken in the re-sealed records.
+  void forget_previous_key();
+
   // The vault records are sealed under now.
   std::shared_ptr<const Vault> vault_now() const { return vault(); }
 
@@ -261,6 +266,7 @@ class SealedStore {
 
   std::shared_ptr<StorageBackend> backend_;
   std::shared_ptr<const Vault> vault_;  // under state_->vault_mutex
+  std::shared_ptr<const Vault> previous_;  // under state_->vault_mutex; see forget_previous_key()
   Options options_;
   std::unique_ptr<State> state_ = std::make_unique<State>();
 };

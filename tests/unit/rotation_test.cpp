@@ -15,7 +15,9 @@
 
 #include <boost/json.hpp>
 
+#include <atomic>
 #include <map>
+#include <thread>
 
 using keyfolio::AccountManager;
 using keyfolio::errc;
@@ -204,4 +206,29 @@ TEST_CASE("a rotation of a damaged store not opened to recover changes nothing",
   CHECK(rotated.error().code() == errc::corrupt_data);
   CHECK(mentions(rotated.error().message(), "accounts \"binance/9\" does not authenticate"));
   CHECK(keyfolio::test::same(before, keyfolio::test::everything(*store.backend)));
+}
+
+TEST_CASE("during a rotation this manager's readers find every account, and its subscribers hear nothing",
+          "[rotation]") {
+  Filled store;
+  auto m = AccountManager::open(store.backend, raw('x')).value();
+  std::atomic<int> events{0};
+  auto subscription = m.subscribe([&](const keyfolio::AccountEvent&) { ++events; });
+  std::atomic<bool> done{false};
+  std::atomic<int> misses{0}, reads{0};
+  std::thread reader([&] {
+    while (!done) {
+      for (int i = 0; i < 50; ++i) {
+        if (!reveals_secret(m, "binance/" + std::to_string(i), "s" + std::to_string(i))) ++misses;
+        ++reads;
+      }
+    }
+  });
+  while (reads == 0) std::this_thread::yield();
+  for (int round = 0; round < 20; ++round) REQUIRE(m.rotate_data_key(raw('x')));
+  done = true;
+  reader.join();
+  CHECK(misses == 0);
+  CHECK(events == 0);
+  CHECK(AccountManager::open(store.backend, raw('x')).value().integrity().intact());
 }

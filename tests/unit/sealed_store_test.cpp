@@ -239,3 +239,30 @@ TEST_CASE("a store whose keyring is gone but whose records remain is corrupt_dat
     CHECK(keyfolio::test::same(before, keyfolio::test::everything(*backend)));
   }
 }
+
+TEST_CASE("after a rotation, records read before it open under the previous key until it is forgotten",
+          "[sealed_store]") {
+  auto backend = keyfolio::make_memory_backend();
+  auto store = SealedStore::open(backend, raw('a')).value();
+  auto batch = store.batch();
+  batch.put(collections::portfolios, "p1", must_not_exist, canary);
+  REQUIRE(store.commit(batch));
+  const auto before = store.get(collections::portfolios, "p1").value().value();
+  auto rotated = store.rotate(
+      raw('a'),
+      [](std::size_t, const keyfolio::Record& r, keyfolio::detail::SecureBuffer plain, const keyfolio::detail::Vault&)
+          -> keyfolio::Result<std::optional<SealedStore::Resealed>> {
+        return SealedStore::Resealed{r.key, std::move(plain), {}};
+      },
+      {});
+  REQUIRE(rotated);
+  CHECK(rotated->resealed == 1);
+  const auto after = store.get(collections::portfolios, "p1").value().value();
+  CHECK(after.version == before.version + 1);
+  CHECK(store.open(collections::portfolios, after));
+  // A cache's copy from before the rotation, until the cache has caught up.
+  CHECK(store.open(collections::portfolios, before));
+  store.forget_previous_key();
+  CHECK_FALSE(store.open(collections::portfolios, before));
+  CHECK(store.open(collections::portfolios, after));
+}
