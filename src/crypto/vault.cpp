@@ -63,6 +63,28 @@ std::string wrap(const SecretString& kek, const SecretString& data_key, std::str
   return wrapped;
 }
 
+// A checksum of how the key-encryption key is derived (the kek object's
+// kind, KDF, salt and cost) and of the store id, so that a changed cost or
+// salt reads as damage rather than as a wrong passphrase. Unkeyed: it tells
+// damage from a wrong key, it does not stop someone who rewrites the
+// keyring (who can replace it whole anyway).
+std::string parameters_checksum(std::string_view store_id, const boost::json::object& kek) {
+  std::string message = "keyfolio kek parameters v1";
+  const auto add = [&](std::string_view part) {
+    const auto size = static_cast<std::uint32_t>(part.size());
+    for (int i = 0; i < 4; ++i) message.push_back(static_cast<char>((size >> (8 * i)) & 0xff));
+    message.append(part);
+  };
+  add(store_id);
+  for (const char* name : {"kind", "kdf", "salt", "ops", "memory"}) {
+    const auto* v = kek.if_contains(name);
+    add(v == nullptr ? std::string_view("-") : std::string_view(boost::json::serialize(*v)));
+  }
+  std::string out(16, '\0');
+  crypto::keyed_hash(SecretString(), message, out.data(), out.size());
+  return to_hex(out);
+}
+
 // Proof of the key-encryption key that reveals nothing about it.
 std::string key_check(const SecretString& kek, const std::string& store_id) {
   std::string message(check_label);
@@ -243,6 +265,7 @@ Result<std::string> Vault::keyring_record(const KeySource& source) const {
   auto key = source.derive(salt, source.cost());
   if (!key) return key.error();
   kek["check"] = to_hex(key_check(*key, store_id_));
+  kek["parameters_check"] = parameters_checksum(store_id_, kek);
   record["kek"] = std::move(kek);
   record["integrity"] = 1;
   record["wrapped_key"] = to_hex(wrap(*key, data_key_, store_id_, true));
@@ -335,6 +358,15 @@ Result<Vault::Opened> Vault::open_keyring(std::string_view text, const KeySource
     if (!read) return read.error();
     parameters = std::move(*read);
   }
+  // Required of a keyring that says its store keeps an integrity record;
+  // older keyrings have none.
+  const bool marked = record->contains("integrity");
+  if (const auto* sum = kek.if_contains("parameters_check"); sum != nullptr || marked) {
+    if (sum == nullptr || !sum->is_string() ||
+        !crypto::constant_time_equal(sum->get_string(), parameters_checksum(*store_id, kek))) {
+      return damaged("its key-derivation parameters do not match their checksum (changed or damaged)");
+    }
+  }
   auto key = source.derive(parameters.salt, parameters.cost);
   if (!key) return key.error();
 
@@ -364,6 +396,7 @@ Result<Vault::Opened> Vault::open_keyring(std::string_view text, const KeySource
   if (legacy) {
     boost::json::object upgraded = *record;
     upgraded["integrity"] = 1;
+    upgraded["kek"].as_object()["parameters_check"] = parameters_checksum(*store_id, kek);
     upgraded["wrapped_key"] = to_hex(wrap(*key, opened.vault.data_key_, *store_id, true));
     opened.upgraded = boost::json::serialize(upgraded);
   }

@@ -1087,6 +1087,52 @@ TEST_CASE("keyfolio refuses a store whose records were rolled back, deleted or p
   }
 }
 
+TEST_CASE("keyfolio refuses a damaged or missing keyring with exit 1 and never writes a new one") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  REQUIRE(cli({"add", "BINANCE/main", "--field", "apiKey", "--field", "secret"}, "k\n" + canary_secret + "\n").status == 0);
+  const auto keyring = raw_record(cli, "keyfolio", "keyring");
+  const auto edited = [&](const std::function<void(boost::json::object&)>& edit) {
+    auto document = boost::json::parse(keyring.value).as_object();
+    edit(document);
+    auto backend = keyfolio::make_sqlite_backend(cli.store).value();
+    const auto now = backend->get("keyfolio", "keyring").value().value();
+    backend->write(keyfolio::WriteBatch().put("keyfolio", "keyring", boost::json::serialize(document), now.version))
+        .value();
+  };
+  const auto refused = [&](const std::string& word) {
+    const auto before = raw_record(cli, "keyfolio", "keyring");
+    auto r = cli({"list"});
+    CHECK(r.status == 1);
+    CHECK(mentions(r.err, word));
+    CHECK(raw_record(cli, "keyfolio", "keyring").value == before.value);
+  };
+  SECTION("a cost changed within bounds") {
+    edited([](boost::json::object& k) { k["kek"].as_object()["ops"] = k["kek"].as_object()["ops"].to_number<std::int64_t>() + 1; });
+    refused("checksum");
+  }
+  SECTION("a cost raised to make opening hang") {
+    edited([](boost::json::object& k) { k["kek"].as_object()["ops"] = 4294967295; });
+    refused("cost");
+  }
+  SECTION("a shortened salt") {
+    edited([](boost::json::object& k) { k["kek"].as_object()["salt"] = "00ff"; });
+    refused("damaged");
+  }
+  SECTION("a memory cost near the machine's memory") {
+    edited([](boost::json::object& k) { k["kek"].as_object()["memory"] = std::int64_t{1} << 40; });
+    refused("cost");
+  }
+  SECTION("the keyring deleted") {
+    auto backend = keyfolio::make_sqlite_backend(cli.store).value();
+    backend->write(keyfolio::WriteBatch().erase("keyfolio", "keyring", keyring.version)).value();
+    auto r = cli({"list"});
+    CHECK(r.status == 1);
+    CHECK(mentions(r.err, "keyring is missing"));
+    CHECK_FALSE(keyfolio::make_sqlite_backend(cli.store).value()->get("keyfolio", "keyring").value());
+  }
+}
+
 TEST_CASE("keyfolio rotate and passwd --rotate replace the data key, and every account reads back") {
   Cli cli;
   REQUIRE(cli({"init"}).status == 0);

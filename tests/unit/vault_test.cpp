@@ -873,10 +873,10 @@ TEST_CASE("keyring field format: anything but the number 1 is not_supported", "[
   CHECK(mentions(later.error().message(), "format"));
 }
 
-TEST_CASE("keyring field store_id: missing, mistyped or not 16 bytes of hex is corrupt_data, and another id is wrong_key",
+TEST_CASE("keyring field store_id: missing, mistyped, not 16 bytes of hex or changed to another id is corrupt_data",
           "[vault]") {
-  // The key check covers the store id, so a store id changed to another valid
-  // one cannot be told from a key that is not this store's.
+  // The checksum of the key-derivation parameters covers the store id, so a
+  // store id changed to another valid one is damage, not a wrong key.
   const std::vector<Damage> damages{
       {"store_id removed", removed("store_id"), "corrupt_data"},
       {"store_id as a number", set_to("store_id", 5), "corrupt_data"},
@@ -886,8 +886,8 @@ TEST_CASE("keyring field store_id: missing, mistyped or not 16 bytes of hex is c
       {"store_id a byte long", text_changed("store_id", byte_long), "corrupt_data"},
       {"store_id of odd length", text_changed("store_id", odd_length), "corrupt_data"},
       {"store_id not hex", text_changed("store_id", not_hex), "corrupt_data"},
-      {"store_id with a digit flipped", text_changed("store_id", first_digit_flipped), "wrong_key"},
-      {"store_id with its last digit flipped", text_changed("store_id", last_digit_flipped), "wrong_key"},
+      {"store_id with a digit flipped", text_changed("store_id", first_digit_flipped), "corrupt_data"},
+      {"store_id with its last digit flipped", text_changed("store_id", last_digit_flipped), "corrupt_data"},
   };
   check_damages(passphrase_store().keyring, passphrase(passphrase_canary), damages);
   check_damages(raw_key_store().keyring, canary_raw_key(), damages);
@@ -938,7 +938,7 @@ TEST_CASE("keyring field kek.kind: missing or mistyped is corrupt_data, and anot
   CHECK(mentions(unknown.error().message(), "protected by a different key"));
 }
 
-TEST_CASE("keyring field kek.salt: missing, mistyped or not hex is corrupt_data, and another salt is wrong_key",
+TEST_CASE("keyring field kek.salt: missing, mistyped, not hex or changed to another salt is corrupt_data",
           "[vault]") {
   const std::vector<Damage> damages{
       {"salt removed", removed("kek.salt"), "corrupt_data"},
@@ -946,14 +946,14 @@ TEST_CASE("keyring field kek.salt: missing, mistyped or not hex is corrupt_data,
       {"salt as null", set_to("kek.salt", nullptr), "corrupt_data"},
       {"salt of odd length", text_changed("kek.salt", odd_length), "corrupt_data"},
       {"salt not hex", text_changed("kek.salt", not_hex), "corrupt_data"},
-      {"salt with a digit flipped", text_changed("kek.salt", first_digit_flipped), "wrong_key"},
-      {"salt with its last digit flipped", text_changed("kek.salt", last_digit_flipped), "wrong_key"},
+      {"salt with a digit flipped", text_changed("kek.salt", first_digit_flipped), "corrupt_data"},
+      {"salt with its last digit flipped", text_changed("kek.salt", last_digit_flipped), "corrupt_data"},
   };
   check_damages(passphrase_store().keyring, passphrase(passphrase_canary), damages);
 }
 
-TEST_CASE("keyring field kek.ops: missing, mistyped, negative or fractional is corrupt_data, and another count is "
-          "wrong_key",
+TEST_CASE("keyring field kek.ops: missing, mistyped, negative, fractional or changed to another count is "
+          "corrupt_data",
           "[vault]") {
   const std::vector<Damage> damages{
       {"ops removed", removed("kek.ops"), "corrupt_data"},
@@ -962,13 +962,13 @@ TEST_CASE("keyring field kek.ops: missing, mistyped, negative or fractional is c
       {"ops negative", set_to("kek.ops", -1), "corrupt_data"},
       {"ops fractional", number_changed("kek.ops", [](std::uint64_t ops) { return static_cast<double>(ops) + 0.5; }),
        "corrupt_data"},
-      {"ops one more", number_changed("kek.ops", [](std::uint64_t ops) { return ops + 1; }), "wrong_key"},
+      {"ops one more", number_changed("kek.ops", [](std::uint64_t ops) { return ops + 1; }), "corrupt_data"},
   };
   check_damages(passphrase_store().keyring, passphrase(passphrase_canary), damages);
 }
 
-TEST_CASE("keyring field kek.memory: missing, mistyped, negative or fractional is corrupt_data, and another size is "
-          "wrong_key",
+TEST_CASE("keyring field kek.memory: missing, mistyped, negative, fractional or changed to another size is "
+          "corrupt_data",
           "[vault]") {
   const std::vector<Damage> damages{
       {"memory removed", removed("kek.memory"), "corrupt_data"},
@@ -978,8 +978,8 @@ TEST_CASE("keyring field kek.memory: missing, mistyped, negative or fractional i
       {"memory fractional",
        number_changed("kek.memory", [](std::uint64_t m) { return static_cast<double>(m) + 0.5; }), "corrupt_data"},
       // Argon2id counts memory in KiB: another whole number of KiB is another key.
-      {"memory doubled", number_changed("kek.memory", [](std::uint64_t m) { return m * 2; }), "wrong_key"},
-      {"memory 1 KiB more", number_changed("kek.memory", [](std::uint64_t m) { return m + 1024; }), "wrong_key"},
+      {"memory doubled", number_changed("kek.memory", [](std::uint64_t m) { return m * 2; }), "corrupt_data"},
+      {"memory 1 KiB more", number_changed("kek.memory", [](std::uint64_t m) { return m + 1024; }), "corrupt_data"},
   };
   check_damages(passphrase_store().keyring, passphrase(passphrase_canary), damages);
 }
