@@ -62,6 +62,22 @@ void operator delete(void* p) noexcept {
 
 void operator delete(void* p, std::size_t) noexcept { ::operator delete(p); }
 
+// The other forms, so that every allocation and release passes the same pair
+// (a sanitizer checks that what one form allocates, the matching one frees).
+void* operator new[](std::size_t size) { return ::operator new(size); }
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return ::operator new(size);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept { return ::operator new(size, tag); }
+void operator delete[](void* p) noexcept { ::operator delete(p); }
+void operator delete[](void* p, std::size_t) noexcept { ::operator delete(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { ::operator delete(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { ::operator delete(p); }
+
 namespace {
 
 // What one read_input call gave.
