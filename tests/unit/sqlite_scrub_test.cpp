@@ -235,11 +235,14 @@ TEST_CASE("after change_key while another connection reads, the SQLite store say
   CHECK(AccountManager::open(make_sqlite_backend(path).value(), keyfolio::test::raw('b')));
 }
 
-TEST_CASE("a SQLite log that a checkpoint reset keeps no old page images past the commits written since") {
+TEST_CASE("with truncate_log, a SQLite log that a checkpoint reset keeps no old page images past the commits written "
+          "since") {
   TempDir dir;
   const auto path = dir / "store.db";
   const std::string old_value = distinct_bytes(40'000, 11);  // many overflow pages
-  auto b = make_sqlite_backend(path).value();
+  keyfolio::SqliteOptions options;
+  options.truncate_log = true;
+  auto b = make_sqlite_backend(path, options).value();
   REQUIRE(b->write(WriteBatch().put("c", "k", old_value, must_not_exist)));
   REQUIRE(b->write(WriteBatch().put("c", "k", distinct_bytes(40'000, 12), 1)));
   REQUIRE(any_piece_left(path, old_value, 512));

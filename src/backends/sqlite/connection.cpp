@@ -150,9 +150,12 @@ Result<Connection> connect(const std::filesystem::path& path, const SqliteOption
   if (auto r = c.exec("PRAGMA foreign_keys = OFF; PRAGMA trusted_schema = OFF", "configuring"); !r) return r.error();
   // A log that a checkpoint reset is written again from its start, and
   // SQLite keeps the file's length for speed: the frames past the new end
-  // would keep old page images (replaced values) indefinitely. With a limit
-  // of zero, the first commit after the reset cuts the file at its own end.
-  if (auto r = c.exec("PRAGMA journal_size_limit = 0", "limiting the write-ahead log"); !r) return r.error();
+  // keep old page images (replaced values) until the file is cut. With a
+  // limit of zero, the first commit after the reset cuts the file at its
+  // own end.
+  if (options.truncate_log) {
+    if (auto r = c.exec("PRAGMA journal_size_limit = 0", "limiting the write-ahead log"); !r) return r.error();
+  }
   if (auto r = overwrite_erased_content(c); !r) return r.error();
   return c;
 }
