@@ -40,15 +40,6 @@ namespace {
 
 constexpr std::uint8_t manifest_format = 1;
 
-void put_u64(std::string& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-void put_u16(std::string& out, std::uint16_t v) {
-  out.push_back(static_cast<char>(v & 0xff));
-  out.push_back(static_cast<char>(v >> 8));
-}
-
 bool take(std::string_view& in, std::size_t n, std::string_view& out) {
   if (in.size() < n) return false;
   out = in.substr(0, n);
@@ -115,8 +106,11 @@ void DigestSum::subtract(const Vault::Digest& digest) noexcept {
   }
 }
 
-void DigestSum::write(std::string& out) const {
-  for (std::uint64_t limb : limbs_) put_u64(out, limb);
+char* DigestSum::write(char* out) const noexcept {
+  for (std::uint64_t limb : limbs_) {
+    for (int i = 0; i < 8; ++i) *out++ = static_cast<char>((limb >> (8 * i)) & 0xff);
+  }
+  return out;
 }
 
 std::optional<DigestSum> DigestSum::read(std::string_view& in) {
@@ -136,24 +130,35 @@ void Manifest::remember(Change change) {
 // journal entries u16 | per entry: collection u8, erased u8, generation u64,
 // version u64, digest 16 bytes, key length u16, key.
 std::string Manifest::encode() const {
-  std::string out;
-  out.reserve(1 + 8 + covered_collections * (8 + Vault::digest_size) + 2 + journal.size() * 64);
-  out.push_back(static_cast<char>(manifest_format));
-  put_u64(out, generation);
+  std::size_t size = 1 + 8 + covered_collections * (8 + Vault::digest_size) + 2;
+  for (const Change& c : journal) size += 1 + 1 + 8 + 8 + Vault::digest_size + 2 + std::min<std::size_t>(c.key.size(), 0xffff);
+  std::string out(size, '\0');
+  char* at = out.data();
+  const auto u64 = [&](std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) *at++ = static_cast<char>((v >> (8 * i)) & 0xff);
+  };
+  const auto u16 = [&](std::uint16_t v) {
+    *at++ = static_cast<char>(v & 0xff);
+    *at++ = static_cast<char>(v >> 8);
+  };
+  *at++ = static_cast<char>(manifest_format);
+  u64(generation);
   for (const Tally& t : tallies) {
-    put_u64(out, t.count);
-    t.sum.write(out);
+    u64(t.count);
+    at = t.sum.write(at);
   }
-  put_u16(out, static_cast<std::uint16_t>(journal.size()));
+  u16(static_cast<std::uint16_t>(journal.size()));
   for (const Change& c : journal) {
-    out.push_back(static_cast<char>(c.collection));
-    out.push_back(c.erased ? '\1' : '\0');
-    put_u64(out, c.generation);
-    put_u64(out, c.version);
-    out.append(reinterpret_cast<const char*>(c.digest.data()), c.digest.size());
+    *at++ = static_cast<char>(c.collection);
+    *at++ = c.erased ? '\1' : '\0';
+    u64(c.generation);
+    u64(c.version);
+    std::memcpy(at, c.digest.data(), c.digest.size());
+    at += c.digest.size();
     const std::size_t length = std::min<std::size_t>(c.key.size(), 0xffff);
-    put_u16(out, static_cast<std::uint16_t>(length));
-    out.append(c.key, 0, length);
+    u16(static_cast<std::uint16_t>(length));
+    if (length > 0) std::memcpy(at, c.key.data(), length);
+    at += length;
   }
   return out;
 }

@@ -40,7 +40,8 @@ class DigestSum {
   void subtract(const Vault::Digest& digest) noexcept;
   bool operator==(const DigestSum&) const = default;
 
-  void write(std::string& out) const;
+  // Writes its limbs at `out`; past them.
+  char* write(char* out) const noexcept;
   static std::optional<DigestSum> read(std::string_view& in);
 
  private:
