@@ -87,18 +87,21 @@ SealedStore::SealedStore(std::shared_ptr<StorageBackend> backend, Vault vault, O
 
 // A new store: its keyring and an empty integrity record, together.
 Result<void> SealedStore::create(std::string keyring) {
-  const auto v = vault();
   Manifest manifest;
   manifest.generation = 1;
+  return write_first(std::move(keyring), must_not_exist, std::move(manifest));
+}
+
+Result<void> SealedStore::write_first(std::string keyring, std::uint64_t keyring_version, Manifest manifest) {
   WriteBatch batch;
-  batch.put(collections::meta, keyring_key, std::move(keyring), must_not_exist);
-  batch.put(collections::meta, manifest_key, v->seal(collections::meta, manifest_key, 1, manifest.encode()),
+  batch.put(collections::meta, keyring_key, std::move(keyring), keyring_version);
+  batch.put(collections::meta, manifest_key, vault()->seal(collections::meta, manifest_key, 1, manifest.encode()),
             must_not_exist);
   std::lock_guard lock(state_->write_mutex);
   if (auto written = backend_->write(batch); !written) return written;
+  saw_generation(manifest.generation);
   state_->manifest = std::move(manifest);
   state_->manifest_version = 1;
-  saw_generation(1);
   return {};
 }
 
@@ -116,18 +119,7 @@ Result<void> SealedStore::upgrade(std::uint64_t keyring_version, std::string key
   }
   auto records = read_all();
   if (!records) return records.error();
-  const auto v = vault();
-  Manifest manifest = tally(*records, *v, 1);
-  WriteBatch batch;
-  batch.put(collections::meta, keyring_key, std::move(keyring), keyring_version);
-  batch.put(collections::meta, manifest_key, v->seal(collections::meta, manifest_key, 1, manifest.encode()),
-            must_not_exist);
-  std::lock_guard lock(state_->write_mutex);
-  if (auto written = backend_->write(batch); !written) return written;
-  state_->manifest = std::move(manifest);
-  state_->manifest_version = 1;
-  saw_generation(1);
-  return {};
+  return write_first(std::move(keyring), keyring_version, tally(*records, *vault(), 1));
 }
 
 Manifest SealedStore::tally(const CollectionRecords& records, const Vault& vault, std::uint64_t generation) {

@@ -262,6 +262,9 @@ class SealedStore {
                                 const Vault& vault) const;
   Result<void> upgrade(std::uint64_t keyring_version, std::string keyring);
   Result<void> create(std::string keyring);
+  // `keyring` (expected at `keyring_version`) and the store's first
+  // integrity record, `manifest`, in one write.
+  Result<void> write_first(std::string keyring, std::uint64_t keyring_version, Manifest manifest);
   void saw_generation(std::uint64_t generation) const noexcept;
 
   std::shared_ptr<StorageBackend> backend_;

@@ -6,10 +6,12 @@
 #include <keyfolio/portfolio_connector.hpp>
 
 #include "catch.hpp"
+#include "child_process.hpp"
 #include "credentials.hpp"
 #include "temp_dir.hpp"
 
 #include <chrono>
+#include <functional>
 #include <csignal>
 #include <random>
 #include <sstream>
@@ -36,18 +38,16 @@ std::string secret_of(int i) { return "secret-" + std::to_string(i); }
 // The child: opens the store with key `current`, then rotates it to the
 // other key, and back, until it is killed; says "opened" once open and
 // "rotated" after each rotation that returned.
-[[noreturn]] void rotate_until_killed(const std::filesystem::path& path, int current, int out) {
+int rotate_until_killed(const std::filesystem::path& path, int current,
+                        const std::function<void(const std::string&)>& say) {
   auto backend = make_sqlite_backend(path);
-  if (!backend) ::_exit(3);
+  if (!backend) return 3;
   auto manager = AccountManager::open(*backend, key(current));
-  if (!manager) ::_exit(4);
-  const auto say = [out](std::string_view line) {
-    if (::write(out, line.data(), line.size()) != static_cast<ssize_t>(line.size())) ::_exit(6);
-  };
+  if (!manager) return 4;
   say("opened\n");
   for (;;) {
     current = 1 - current;
-    if (!manager->rotate_data_key(key(current))) ::_exit(5);
+    if (!manager->rotate_data_key(key(current))) return 5;
     say("rotated\n");
   }
 }
@@ -76,25 +76,15 @@ TEST_CASE("after 200 SIGKILLs during data-key rotations the store opens with the
   int kills_while_rotating = 0;
   int rotations = 0;
   for (int round = 0; round < 200; ++round) {
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::close(fds[0]);
-      rotate_until_killed(path, current, fds[1]);
-    }
-    ::close(fds[1]);
+    const auto child = keyfolio::test::spawn_child(
+        [&](const std::function<void(const std::string&)>& say) { return rotate_until_killed(path, current, say); });
+    REQUIRE(child.pid > 0);
     std::this_thread::sleep_for(std::chrono::microseconds(delay_us(random)));
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    INFO("round " << round << ", child status " << status);
-    REQUIRE(WIFSIGNALED(status));
-    std::string said;
-    char buffer[4096];
-    for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;) said.append(buffer, static_cast<std::size_t>(n));
-    ::close(fds[0]);
+    ::kill(child.pid, SIGKILL);
+    const auto outcome = keyfolio::test::collect(child);
+    INFO("round " << round << ", child exited " << outcome.exited << " with " << outcome.status);
+    REQUIRE_FALSE(outcome.exited);  // killed, not failed
+    const std::string& said = outcome.said;
     std::istringstream lines(said);
     bool opened = false;
     int returned = 0;
