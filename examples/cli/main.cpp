@@ -110,9 +110,10 @@ constexpr Command commands[] = {
      "without the records that do not authenticate.\n"},
     {"verify", cmd_verify,
      "usage: keyfolio verify\n\n"
-     "Checks every record of the store against its integrity record and prints the store's\n"
-     "generation and what differs: missing, older or unexpected records. Exits 0 when the store\n"
-     "is intact, 1 when it is damaged. Keep the generation elsewhere and pass it to\n"
+     "Checks every record of the store against its integrity record, opens every account and\n"
+     "portfolio, and prints the store's generation and what differs: missing, older or unexpected\n"
+     "records, records that do not authenticate. Exits 0 when the store is intact, 1 when it is\n"
+     "damaged. Keep the generation elsewhere and pass it to\n"
      "--min-generation to have an older copy of the whole store refused.\n"},
     {"export", cmd_export,
      "usage: keyfolio export FILE [--plaintext] [--force] [--bundle-passphrase-fd N]\n\n"

@@ -74,8 +74,11 @@ int cmd_verify(const Options& o, std::vector<std::string> args) {
   if (!manager) return fail(manager.error());
   const auto report = manager->integrity();
   const auto accounts = manager->list();
+  auto portfolios = keyfolio::PortfolioConnector(*manager).list();
+  if (!portfolios) return fail(portfolios.error());
   const auto damaged =
-      std::count_if(accounts.begin(), accounts.end(), [](const keyfolio::AccountSummary& a) { return a.corrupt; });
+      std::count_if(accounts.begin(), accounts.end(), [](const keyfolio::AccountSummary& a) { return a.corrupt; }) +
+      std::count_if(portfolios->begin(), portfolios->end(), [](const keyfolio::Portfolio& p) { return p.corrupt; });
   if (report.intact() && damaged == 0) {
     std::cout << "intact: " << accounts.size() << (accounts.size() == 1 ? " account" : " accounts")
               << ", generation " << report.generation << '\n';
@@ -85,6 +88,16 @@ int cmd_verify(const Options& o, std::vector<std::string> args) {
   for (const auto& finding : report.findings) std::cout << "  " << finding.message << '\n';
   for (const auto& account : accounts) {
     if (account.corrupt) std::cout << "  account " << account.id.spelling() << " does not authenticate\n";
+  }
+  for (const auto& portfolio : *portfolios) {
+    if (!portfolio.corrupt) continue;
+    // The id of a damaged record is its storage key, which nothing
+    // authenticates: shown only when it has the form of an id.
+    const bool well_formed = portfolio.id.size() == 32 && std::all_of(portfolio.id.begin(), portfolio.id.end(), [](char c) {
+      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    });
+    std::cout << "  portfolio " << (well_formed ? portfolio.id : std::string("(a malformed id)"))
+              << " does not authenticate\n";
   }
   return exit_other;
 }
