@@ -245,8 +245,15 @@ Result<Manifest> SealedStore::apply(const Manifest& base, const WriteBatch& batc
   };
   Manifest next = base;
   const std::uint64_t generation = base.generation + 1;
-  // Keys this batch has changed so far, by collection.
-  std::array<std::unordered_map<std::string_view, Live>, covered_collections> touched;
+  // Keys this batch has changed so far, by collection. A batch staged in key
+  // order (an import) meets each key once: its keys are kept in a list, and
+  // indexed only when a key comes out of order.
+  struct Touched {
+    bool ordered = true;
+    std::vector<std::pair<std::string_view, Live>> in_order;
+    std::unordered_map<std::string_view, Live> by_key;
+  };
+  std::array<Touched, covered_collections> touched;
   std::array<bool, covered_collections> cleared{};
   const auto operations = batch.operations();
   // Only the last changes can stay in the journal.
@@ -260,14 +267,24 @@ Result<Manifest> SealedStore::apply(const Manifest& base, const WriteBatch& batc
     if (op.kind == WriteBatch::Kind::erase_all) {
       next.tallies[*c] = {};
       cleared[*c] = true;
-      touched[*c].clear();
+      touched[*c] = {};
       std::erase_if(next.journal, [&](const Manifest::Change& change) { return change.collection == *c; });
       continue;
     }
     // The record as it stands before this operation.
+    Touched& seen = touched[*c];
+    if (seen.ordered && !seen.in_order.empty() && !(seen.in_order.back().first < op.key)) {
+      seen.ordered = false;
+      for (const auto& [key, live] : seen.in_order) seen.by_key[key] = live;
+      seen.in_order = {};
+    }
+    const Live* changed = nullptr;
+    if (!seen.ordered) {
+      if (auto it = seen.by_key.find(op.key); it != seen.by_key.end()) changed = &it->second;
+    }
     Live before;
-    if (auto it = touched[*c].find(op.key); it != touched[*c].end()) {
-      before = it->second;
+    if (changed != nullptr) {
+      before = *changed;
     } else if (!cleared[*c] && op.expected_version != must_not_exist) {
       auto stored = backend_->get(op.collection, op.key);
       if (!stored) return stored.error();
@@ -288,7 +305,11 @@ Result<Manifest> SealedStore::apply(const Manifest& base, const WriteBatch& batc
                vault.record_digest(op.collection, op.key, op.expected_version + 1, op.value)};
       next.tallies[*c].add(after.digest);
     }
-    touched[*c][op.key] = after;
+    if (seen.ordered) {
+      seen.in_order.emplace_back(op.key, after);
+    } else {
+      seen.by_key[op.key] = after;
+    }
     if (i < journal_from) continue;
     Manifest::Change change;
     change.collection = static_cast<std::uint8_t>(*c);

@@ -266,3 +266,28 @@ TEST_CASE("after a rotation, records read before it open under the previous key 
   CHECK_FALSE(store.open(collections::portfolios, before));
   CHECK(store.open(collections::portfolios, after));
 }
+
+TEST_CASE("the integrity record follows a batch that changes one key several times, in and out of key order",
+          "[sealed_store]") {
+  auto backend = keyfolio::make_memory_backend();
+  auto store = SealedStore::open(backend, raw('a')).value();
+  auto batch = store.batch();
+  batch.put(collections::portfolios, "a", must_not_exist, canary);
+  batch.put(collections::portfolios, "c", must_not_exist, canary);
+  batch.put(collections::portfolios, "b", must_not_exist, canary);  // out of order from here on
+  batch.put(collections::portfolios, "c", 1, canary);
+  batch.erase(collections::portfolios, "a", 1);
+  batch.put(collections::snapshots, "x", must_not_exist, canary);
+  batch.erase_all(collections::snapshots);
+  batch.put(collections::snapshots, "y", must_not_exist, canary);
+  REQUIRE(store.commit(batch));
+  auto checked = SealedStore::open(backend, raw('a')).value().read_checked();
+  REQUIRE(checked);
+  CHECK((*checked)[keyfolio::detail::covered_index(collections::portfolios).value()].size() == 2);
+  CHECK((*checked)[keyfolio::detail::covered_index(collections::snapshots).value()].size() == 1);
+  // A batch that expects what the store does not hold changes nothing.
+  auto stale = store.batch();
+  stale.put(collections::portfolios, "b", must_not_exist, canary);
+  CHECK(store.commit(stale).error().code() == keyfolio::errc::conflict);
+  CHECK(SealedStore::open(backend, raw('a')).value().read_checked());
+}
