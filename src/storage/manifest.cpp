@@ -211,6 +211,20 @@ std::string plural(std::uint64_t n, std::string_view one, std::string_view many)
 
 }  // namespace
 
+std::string describe_failure(const IntegrityReport& report) {
+  constexpr std::size_t shown = 3;
+  std::string message = "the store fails its integrity check: ";
+  for (std::size_t i = 0; i < report.findings.size() && i < shown; ++i) {
+    if (i > 0) message += "; ";
+    message += report.findings[i].message;
+  }
+  if (report.findings.size() > shown) {
+    message += "; and " + std::to_string(report.findings.size() - shown) + " more";
+  }
+  message += " (opened with the recover option, the store shows what survives, to be exported)";
+  return message;
+}
+
 std::vector<IntegrityFinding> compare(const Manifest& manifest, const CollectionRecords& records,
                                       const Vault& vault) {
   using Kind = IntegrityFinding::Kind;

@@ -96,6 +96,10 @@ struct Manifest {
 // consistent reading of the store.
 using CollectionRecords = std::array<std::vector<Record>, covered_collections>;
 
+// The message of the corrupt_data a failed check gives: the first findings,
+// and how many more.
+std::string describe_failure(const IntegrityReport& report);
+
 // How `records` differ from `manifest`: nothing when they match. Names keys
 // where the journal tells which, counts otherwise.
 std::vector<IntegrityFinding> compare(const Manifest& manifest, const CollectionRecords& records,

@@ -16,20 +16,6 @@ constexpr int write_attempts = 16;
 // changed it while it was being read.
 constexpr int read_attempts = 8;
 
-std::string describe_findings(const IntegrityReport& report) {
-  constexpr std::size_t shown = 3;
-  std::string message = "the store fails its integrity check: ";
-  for (std::size_t i = 0; i < report.findings.size() && i < shown; ++i) {
-    if (i > 0) message += "; ";
-    message += report.findings[i].message;
-  }
-  if (report.findings.size() > shown) {
-    message += "; and " + std::to_string(report.findings.size() - shown) + " more";
-  }
-  message += " (opened with the recover option, the store shows what survives, to be exported)";
-  return message;
-}
-
 Error conflict_at(std::string_view collection, std::string_view key) {
   return Error(errc::conflict, "write conflict on " + std::string(collection) + " " + quote(key));
 }
@@ -366,7 +352,7 @@ Result<CollectionRecords> SealedStore::read_checked() const {
       std::lock_guard lock(state_->report_mutex);
       state_->report = *report;
     }
-    if (!report->intact() && !options_.recover) return Error(errc::corrupt_data, describe_findings(*report));
+    if (!report->intact() && !options_.recover) return Error(errc::corrupt_data, describe_failure(*report));
     return std::move(*records);
   }
   return Error(errc::unavailable, "the store kept changing while it was read (" + std::to_string(read_attempts) +
@@ -467,136 +453,6 @@ void SealedStore::keyring_changed() const {
     if (*id == state_->rotating_to) return;  // this handle's own rotation
   }
   state_->retired.store(true, std::memory_order_release);
-}
-
-Result<SealedStore::Rotated> SealedStore::rotate(const KeySource& key, const Resealer& reseal,
-                                                 const RotationProgress& progress) {
-  std::lock_guard lock(state_->write_mutex);
-  if (retired()) return retired_error();
-  const auto old = vault();
-
-  // One consistent reading of the store, checked.
-  auto keyring = backend_->get(collections::meta, keyring_key);
-  if (!keyring) return keyring.error();
-  if (!*keyring) return Error(errc::corrupt_data, "the store's keyring record is missing");
-  auto manifest = backend_->get(collections::meta, manifest_key);
-  if (!manifest) return manifest.error();
-  auto records = read_all();
-  if (!records) return records.error();
-  auto again = backend_->get(collections::meta, manifest_key);
-  if (!again) return again.error();
-  const auto version_of = [](const std::optional<Record>& r) { return r ? r->version : 0; };
-  const std::uint64_t manifest_version = version_of(*manifest);
-  if (version_of(*again) != manifest_version) {
-    return Error(errc::conflict, "the store changed while it was read for the rotation; nothing was changed");
-  }
-  auto report = check(*manifest, *records, *old);
-  if (!report) return report.error();
-  if (!report->intact() && !options_.recover) return Error(errc::corrupt_data, describe_findings(*report));
-
-  Vault fresh = Vault::generate();
-  auto ring = fresh.keyring_record(key);
-  if (!ring) return ring.error();
-
-  Manifest next;
-  next.generation = std::max(report->generation, generation()) + 1;
-  WriteBatch batch;
-  Rotated rotated;
-  std::size_t total = 0;
-  for (const auto& collection : *records) total += collection.size();
-  std::size_t done = 0;
-  constexpr std::size_t progress_every = 4096;
-  for (std::size_t c = 0; c < covered_collections; ++c) {
-    const std::string_view name = covered_name(c);
-    // Records that move to another key go in after every erase of the
-    // collection, so that no new key meets an old one.
-    std::vector<std::pair<std::string, std::string>> moved;
-    for (const Record& record : (*records)[c]) {
-      ++done;
-      if (progress && done % progress_every == 0) progress(done, total);
-      auto plain = old->open(name, record.key, record.version, record.value);
-      if (!plain) {
-        if (!options_.recover) {
-          return Error(errc::corrupt_data, "the stored record " + std::string(name) + " " + quote(record.key) +
-                                               " does not authenticate; nothing was changed (open the store to "
-                                               "recover to rotate without what does not authenticate)");
-        }
-        batch.erase(name, record.key, record.version);
-        ++rotated.dropped;
-        continue;
-      }
-      auto out = reseal(c, record, std::move(*plain), fresh);
-      if (!out) return out.error();
-      if (!*out) {
-        batch.erase(name, record.key, record.version);
-        ++rotated.dropped;
-        continue;
-      }
-      Resealed& r = **out;
-      ++rotated.resealed;
-      if (r.key == record.key) {
-        std::string sealed = fresh.seal(name, r.key, record.version + 1, r.plaintext.view(), r.header);
-        const auto digest = fresh.record_digest(name, r.key, record.version + 1, sealed);
-        next.tallies[c].add(digest);
-        if (total - done < Manifest::journal_size) {
-          next.remember({static_cast<std::uint8_t>(c), false, next.generation, record.version + 1, digest, r.key});
-        }
-        batch.put(name, r.key, std::move(sealed), record.version);
-      } else {
-        batch.erase(name, record.key, record.version);
-        std::string sealed = fresh.seal(name, r.key, 1, r.plaintext.view(), r.header);
-        const auto digest = fresh.record_digest(name, r.key, 1, sealed);
-        next.tallies[c].add(digest);
-        if (total - done < Manifest::journal_size) {
-          next.remember({static_cast<std::uint8_t>(c), false, next.generation, 1, digest, r.key});
-        }
-        moved.emplace_back(std::move(r.key), std::move(sealed));
-      }
-    }
-    for (auto& [moved_key, sealed] : moved) batch.put(name, moved_key, std::move(sealed), must_not_exist);
-  }
-  batch.put(collections::meta, keyring_key, std::move(*ring), (*keyring)->version);
-  batch.put(collections::meta, manifest_key,
-            fresh.seal(collections::meta, manifest_key, manifest_version + 1, next.encode()), manifest_version);
-  if (progress) progress(total, total);
-
-  {
-    std::lock_guard rotating(state_->rotation_mutex);
-    state_->rotating_to = fresh.store_id_hex();
-  }
-  auto written = backend_->write(batch);
-  if (written) {
-    std::unique_lock swap(state_->vault_mutex);
-    previous_ = std::move(vault_);
-    vault_ = std::make_shared<const Vault>(std::move(fresh));
-  }
-  {
-    std::lock_guard rotating(state_->rotation_mutex);
-    state_->rotating_to.clear();
-  }
-  if (!written) {
-    state_->manifest.reset();
-    if (written.error().code() == errc::conflict) {
-      return Error(errc::conflict, "the store was written by another handle during the rotation; nothing was changed");
-    }
-    return written.error();
-  }
-  saw_generation(next.generation);
-  {
-    std::lock_guard reported(state_->report_mutex);
-    state_->report = IntegrityReport{next.generation, {}};
-  }
-  state_->manifest = std::move(next);
-  state_->manifest_version = manifest_version + 1;
-  return rotated;
-}
-
-Result<void> SealedStore::scrub(std::string_view done) {
-  auto scrubbed = backend_->scrub();
-  if (scrubbed) return {};
-  // The change itself has landed: say so, and what is left to do.
-  return Error(scrubbed.error().code(), std::string(done) + ", but the old keyring may still be readable in the store's "
-                                                            "files: " + scrubbed.error().message());
 }
 
 Error SealedStore::retired_error() {
