@@ -18,18 +18,14 @@ Result<SealedStore::Rotated> SealedStore::rotate(const KeySource& key, const Res
   auto keyring = backend_->get(collections::meta, keyring_key);
   if (!keyring) return keyring.error();
   if (!*keyring) return Error(errc::corrupt_data, "the store's keyring record is missing");
-  auto manifest = backend_->get(collections::meta, manifest_key);
-  if (!manifest) return manifest.error();
-  auto records = read_all();
-  if (!records) return records.error();
-  auto again = backend_->get(collections::meta, manifest_key);
-  if (!again) return again.error();
-  const auto version_of = [](const std::optional<Record>& r) { return r ? r->version : 0; };
-  const std::uint64_t manifest_version = version_of(*manifest);
-  if (version_of(*again) != manifest_version) {
+  auto reading = read_once();
+  if (!reading) return reading.error();
+  if (!*reading) {
     return Error(errc::conflict, "the store changed while it was read for the rotation; nothing was changed");
   }
-  auto report = check(*manifest, *records, *old);
+  const std::uint64_t manifest_version = (*reading)->manifest ? (*reading)->manifest->version : 0;
+  const CollectionRecords* records = &(*reading)->records;
+  auto report = check((*reading)->manifest, *records, *old);
   if (!report) return report.error();
   if (!report->intact() && !options_.recover) return Error(errc::corrupt_data, describe_failure(*report));
 

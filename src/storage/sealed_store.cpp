@@ -331,29 +331,36 @@ Result<CollectionRecords> SealedStore::read_all() const {
   return records;
 }
 
+Result<std::optional<SealedStore::Reading>> SealedStore::read_once() const {
+  auto before = backend_->get(collections::meta, manifest_key);
+  if (!before) return before.error();
+  auto records = read_all();
+  if (!records) return records.error();
+  auto after = backend_->get(collections::meta, manifest_key);
+  if (!after) return after.error();
+  // Every write rewrites the integrity record: the same version before and
+  // after means one consistent reading.
+  const auto version_of = [](const std::optional<Record>& r) { return r ? r->version : 0; };
+  if (version_of(*before) != version_of(*after)) return std::nullopt;
+  return Reading{std::move(*before), std::move(*records)};
+}
+
 Result<CollectionRecords> SealedStore::read_checked() const {
   for (int attempt = 0; attempt < read_attempts; ++attempt) {
     if (retired()) return retired_error();
     const auto v = vault();
-    auto before = backend_->get(collections::meta, manifest_key);
-    if (!before) return before.error();
-    auto records = read_all();
-    if (!records) return records.error();
-    auto after = backend_->get(collections::meta, manifest_key);
-    if (!after) return after.error();
-    // Every write rewrites the integrity record: the same version before
-    // and after means one consistent reading.
-    const auto version_of = [](const std::optional<Record>& r) { return r ? r->version : 0; };
-    if (version_of(*before) != version_of(*after)) continue;
-
-    auto report = check(*before, *records, *v);
+    auto reading = read_once();
+    if (!reading) return reading.error();
+    if (!*reading) continue;
+    auto& records = (*reading)->records;
+    auto report = check((*reading)->manifest, records, *v);
     if (!report) return report.error();
     {
       std::lock_guard lock(state_->report_mutex);
       state_->report = *report;
     }
     if (!report->intact() && !options_.recover) return Error(errc::corrupt_data, describe_failure(*report));
-    return std::move(*records);
+    return std::move(records);
   }
   return Error(errc::unavailable, "the store kept changing while it was read (" + std::to_string(read_attempts) +
                                       " attempts); try again");

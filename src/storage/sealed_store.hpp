@@ -257,6 +257,13 @@ class SealedStore {
   static Manifest tally(const CollectionRecords& records, const Vault& vault, std::uint64_t generation);
   // Every covered collection, unchecked.
   Result<CollectionRecords> read_all() const;
+  // The integrity record (absent: nullopt) and every covered collection, as
+  // one consistent reading; nullopt when a write came between.
+  struct Reading {
+    std::optional<Record> manifest;
+    CollectionRecords records;
+  };
+  Result<std::optional<Reading>> read_once() const;
   // What the integrity record `manifest` (absent: nullopt) says of `records`.
   Result<IntegrityReport> check(const std::optional<Record>& manifest, const CollectionRecords& records,
                                 const Vault& vault) const;

@@ -2,6 +2,7 @@
 // exit codes.
 #include "catch.hpp"
 #include "damage.hpp"
+#include "tampering.hpp"
 #include "temp_dir.hpp"
 
 #include <keyfolio/backends/sqlite.hpp>
@@ -1011,13 +1012,7 @@ keyfolio::Record raw_record(const Cli& cli, const std::string& collection, const
 // Puts `record`'s exact bytes back under its key at its version, as someone
 // with write access to the file can.
 void put_back(const Cli& cli, const std::string& collection, const keyfolio::Record& record) {
-  auto backend = keyfolio::make_sqlite_backend(cli.store).value();
-  if (auto now = backend->get(collection, record.key).value()) {
-    backend->write(keyfolio::WriteBatch().erase(collection, record.key, now->version)).value();
-  }
-  for (std::uint64_t v = 0; v < record.version; ++v) {
-    backend->write(keyfolio::WriteBatch().put(collection, record.key, record.value, v)).value();
-  }
+  keyfolio::test::put_back(*keyfolio::make_sqlite_backend(cli.store).value(), collection, record);
 }
 
 // The command fails with exit 1 (never 5, the wrong passphrase) naming what

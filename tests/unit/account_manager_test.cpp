@@ -8,6 +8,7 @@
 #include "read_counting.hpp"
 #include "keys.hpp"
 #include "stored.hpp"
+#include "tampering.hpp"
 
 #include "storage/subscribers.hpp"
 
@@ -33,6 +34,7 @@ namespace {
 
 using keyfolio::test::passphrase;
 using keyfolio::test::raw;
+using keyfolio::test::recovering;
 
 Credentials binance_keys(std::string_view key, std::string_view secret) { return keyfolio::test::api_keys(key, secret); }
 
@@ -64,14 +66,6 @@ class TamperingBackend : public keyfolio::StorageBackendWrapper {
     return r;
   }
 };
-
-// Opening to recover: past the store-wide integrity check, so that what is
-// left to see is each record's own authentication.
-AccountManager::Options recovering() {
-  AccountManager::Options options;
-  options.recover = true;
-  return options;
-}
 
 // That a plain open refuses the store, naming `what`.
 void check_refused(const keyfolio::Result<AccountManager>& opened, std::string_view what) {

@@ -10,6 +10,7 @@
 #include "credentials.hpp"
 #include "keys.hpp"
 #include "stored.hpp"
+#include "tampering.hpp"
 #include "temp_dir.hpp"
 
 #include <boost/json.hpp>
@@ -26,7 +27,10 @@ using keyfolio::SecretString;
 using keyfolio::WriteBatch;
 using keyfolio::must_not_exist;
 using keyfolio::test::mentions;
+using keyfolio::test::put_back;
 using keyfolio::test::raw;
+using keyfolio::test::recovering;
+using keyfolio::test::reveals_secret;
 
 namespace {
 
@@ -36,25 +40,6 @@ keyfolio::Credentials keys(std::string_view key, std::string_view secret) {
 
 Record stored(keyfolio::StorageBackend& backend, std::string_view collection, std::string_view key) {
   return backend.get(collection, key).value().value();
-}
-
-// Puts `record`'s exact bytes back under its key at `version`, whatever is
-// stored there now: erasing, then putting again from version 1 upwards, as
-// someone with write access can.
-void put_back(keyfolio::StorageBackend& backend, std::string_view collection, const Record& record) {
-  if (auto now = backend.get(collection, record.key).value()) {
-    backend.write(WriteBatch().erase(collection, record.key, now->version)).value();
-  }
-  for (std::uint64_t v = 0; v < record.version; ++v) {
-    backend.write(WriteBatch().put(collection, record.key, record.value, v)).value();
-  }
-  REQUIRE(stored(backend, collection, record.key).version == record.version);
-}
-
-AccountManager::Options recovering() {
-  AccountManager::Options options;
-  options.recover = true;
-  return options;
 }
 
 AccountManager::Options at_least(std::uint64_t generation) {
@@ -78,11 +63,6 @@ void check_refused(const std::shared_ptr<keyfolio::StorageBackend>& backend, Int
   CHECK(report.findings[0].kind == kind);
   CHECK(report.findings[0].collection == collection);
   CHECK(report.findings[0].key == key);
-}
-
-bool reveals_secret(const AccountManager& m, std::string_view id, std::string_view secret) {
-  auto account = m.get(id);
-  return account && keyfolio::test::reveals(*(*account)->credentials.find("secret"), secret);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "credentials.hpp"
 #include "keys.hpp"
 #include "stored.hpp"
+#include "tampering.hpp"
 #include "temp_dir.hpp"
 
 #include "crypto/vault.hpp"
@@ -26,6 +27,8 @@ using keyfolio::Record;
 using keyfolio::WriteBatch;
 using keyfolio::test::mentions;
 using keyfolio::test::raw;
+using keyfolio::test::recovering;
+using keyfolio::test::reveals_secret;
 
 namespace {
 
@@ -36,17 +39,6 @@ keyfolio::Credentials keys(std::string_view key, std::string_view secret) {
 std::string store_id_of(keyfolio::StorageBackend& backend) {
   const auto keyring = backend.get("keyfolio", "keyring").value().value();
   return keyfolio::detail::Vault::keyring_store_id(keyring.value).value();
-}
-
-bool reveals_secret(const AccountManager& m, std::string_view id, std::string_view secret) {
-  auto account = m.get(id);
-  return account && keyfolio::test::reveals(*(*account)->credentials.find("secret"), secret);
-}
-
-AccountManager::Options recovering() {
-  AccountManager::Options options;
-  options.recover = true;
-  return options;
 }
 
 // A store with accounts, a portfolio and a snapshot of it.
@@ -196,10 +188,7 @@ TEST_CASE("a rotation of a damaged store not opened to recover changes nothing",
   Record damaged = store.backend->get("accounts", "binance/9").value().value();
   damaged.value[damaged.value.size() - 20] ^= 1;
   // The same version and nonce and tag: the store-wide check passes it.
-  store.backend->write(WriteBatch().erase("accounts", "binance/9", damaged.version)).value();
-  for (std::uint64_t v = 0; v < damaged.version; ++v) {
-    store.backend->write(WriteBatch().put("accounts", "binance/9", damaged.value, v)).value();
-  }
+  keyfolio::test::put_back(*store.backend, "accounts", damaged);
   const auto before = keyfolio::test::everything(*store.backend);
   auto rotated = m.rotate_data_key(raw('x'));
   REQUIRE_FALSE(rotated);
