@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that keyfolio's build, tests and benchmarks
-# need. Does nothing when they are all present. Run as root (or through sudo).
+# need, the PostgreSQL server the tests start included. Does nothing when
+# they are all present. Run as root (or through sudo).
 #
 #   cmake/install-dependencies.sh            # build + tests + benchmarks
 #
@@ -20,6 +21,7 @@ packages=(
   catch2
   libsqlite3-dev
   libpq-dev
+  postgresql
   libbenchmark-dev
 )
 
