@@ -4,6 +4,8 @@
 #
 #   server.sh start DIR   # start a new server, write DIR/conninfo
 #   server.sh stop DIR    # stop it, remove its files and DIR
+#   server.sh pause DIR   # stop the server of DIR, keeping its files
+#   server.sh resume DIR  # start it again
 #
 # With KEYFOLIO_TEST_POSTGRES set (a conninfo), the tests use that server and
 # this script does nothing. The server's files go in a new private directory
@@ -16,8 +18,8 @@
 # wrong password.
 set -euo pipefail
 
-action=${1:?usage: server.sh start|stop DIR}
-dir=${2:?usage: server.sh start|stop DIR}
+action=${1:?usage: server.sh start|stop|pause|resume DIR}
+dir=${2:?usage: server.sh start|stop|pause|resume DIR}
 
 if [ -n "${KEYFOLIO_TEST_POSTGRES:-}" ]; then
   echo "postgres fixture: using KEYFOLIO_TEST_POSTGRES" >&2
@@ -60,9 +62,22 @@ stop() {
   rm -rf "$dir"
 }
 
+home_of() {
+  [ -f "$dir/location" ] || { echo "postgres fixture: no server in $dir" >&2; exit 1; }
+  cat "$dir/location"
+}
+
 case "$action" in
   stop)
     stop
+    ;;
+  pause)
+    home=$(home_of)
+    "${as_owner[@]}" "$bindir/pg_ctl" -D "$home/data" -m fast -w stop >/dev/null
+    ;;
+  resume)
+    home=$(home_of)
+    "${as_owner[@]}" "$bindir/pg_ctl" -D "$home/data" -l "$home/server.log" -w -t 30 start >/dev/null
     ;;
   start)
     stop
@@ -96,7 +111,7 @@ CONF
     echo "postgres fixture: server at $home/socket" >&2
     ;;
   *)
-    echo "usage: server.sh start|stop DIR" >&2
+    echo "usage: server.sh start|stop|pause|resume DIR" >&2
     exit 2
     ;;
 esac
