@@ -5,6 +5,7 @@
 #include <keyfolio/account_id.hpp>
 #include <keyfolio/account_manager.hpp>
 #include <keyfolio/backends/memory.hpp>
+#include <keyfolio/backends/postgres.hpp>
 #include <keyfolio/backends/sqlite.hpp>
 #include <keyfolio/batch_check.hpp>
 #include <keyfolio/bundle.hpp>

@@ -7,8 +7,13 @@
 #include <keyfolio/keyfolio.hpp>
 
 #include <benchmark/benchmark.h>
+#include <libpq-fe.h>
 #include <sodium.h>
 #include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
 
 #include <cstdio>
 #include <fcntl.h>
@@ -415,6 +420,262 @@ void floor_connect_writes(benchmark::State& state) {
   sqlite3_finalize(insert);
 }
 
+// ---------------------------------------------------------------- postgres
+
+// The server of the PostgreSQL cases: the one KEYFOLIO_BENCH_POSTGRES names
+// (a conninfo), else a throwaway one started with the tests' own script and
+// stopped at exit.
+const std::string& pg_conninfo() {
+  static const std::string conninfo = [] {
+    if (const char* env = std::getenv("KEYFOLIO_BENCH_POSTGRES"); env != nullptr && *env != '\0') {
+      return std::string(env);
+    }
+    static const std::string dir = (bench_dir() / "postgres").string();
+    const std::string start = "KEYFOLIO_TEST_POSTGRES= bash '" KEYFOLIO_POSTGRES_SCRIPT "' start '" + dir + "'";
+    if (std::system(start.c_str()) != 0) {
+      std::cerr << "bench: cannot start a PostgreSQL server\n";
+      std::abort();
+    }
+    std::atexit([] {
+      const std::string stop = "bash '" KEYFOLIO_POSTGRES_SCRIPT "' stop '" + dir + "'";
+      [[maybe_unused]] const int rc = std::system(stop.c_str());
+    });
+    std::ifstream in(dir + "/conninfo");
+    std::string line;
+    std::getline(in, line);
+    return line;
+  }();
+  return conninfo;
+}
+
+keyfolio::PostgresOptions pg_options(const std::string& schema) {
+  keyfolio::PostgresOptions o;
+  o.schema = schema;
+  return o;
+}
+
+PGconn* pg_connect() {
+  PGconn* c = PQconnectdb(pg_conninfo().c_str());
+  if (PQstatus(c) != CONNECTION_OK) std::abort();
+  PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+  return c;
+}
+
+void pg_exec(PGconn* c, const std::string& sql) {
+  PGresult* r = PQexec(c, sql.c_str());
+  const auto status = PQresultStatus(r);
+  PQclear(r);
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) std::abort();
+}
+
+// A PostgreSQL store with n accounts in schema "bench_<n>", built once per n.
+std::string pg_store_with(std::size_t n) {
+  static std::set<std::size_t> built;
+  const std::string schema = "bench_" + std::to_string(n);
+  if (built.insert(n).second) {
+    PGconn* c = pg_connect();
+    pg_exec(c, "DROP SCHEMA IF EXISTS " + schema + " CASCADE");
+    PQfinish(c);
+    auto manager =
+        keyfolio::AccountManager::open(keyfolio::make_postgres_backend(pg_conninfo(), pg_options(schema)).value(),
+                                       bench_key())
+            .value();
+    manager.upsert(accounts(n)).value();
+  }
+  return schema;
+}
+
+void keyfolio_pg_upsert_durable(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  auto manager = keyfolio::AccountManager::open(
+                     keyfolio::make_postgres_backend(pg_conninfo(), pg_options(pg_store_with(n))).value(), bench_key())
+                     .value();
+  std::vector<keyfolio::AccountId> ids;
+  for (std::size_t i = 0; i < n; ++i) ids.push_back(keyfolio::AccountId::parse(account_name(i)).value());
+  std::size_t i = 0, round = 0;
+  for (auto _ : state) {
+    keyfolio::Credentials c;
+    c.add("apiKey", keyfolio::SecretString(account_key(i))).value();
+    c.add("secret", keyfolio::SecretString(account_secret(i + ++round))).value();
+    if (!manager.upsert(ids[i], std::move(c))) state.SkipWithError("upsert failed");
+    i = (i + 7919) % n;
+  }
+}
+
+// The least a durable write of one sealed record to PostgreSQL costs: the
+// AEAD, then one pipelined round trip of BEGIN, an upsert of the row and
+// COMMIT with synchronous_commit=on, on a table of n rows.
+void floor_pg_upsert_durable(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const std::string table = "floor_upsert_" + std::to_string(n);
+  PGconn* c = pg_connect();
+  pg_exec(c, "SET synchronous_commit TO on");
+  pg_exec(c, "DROP TABLE IF EXISTS " + table + "; CREATE TABLE " + table +
+                 " (collection bytea NOT NULL, key bytea NOT NULL, version bigint NOT NULL, value bytea NOT NULL,"
+                 " PRIMARY KEY (collection, key))");
+  FloorCrypto crypto;
+  const std::string upsert = "INSERT INTO " + table + " VALUES ('accounts'::bytea, $1::bytea, $2::bigint, $3::bytea) "
+                             "ON CONFLICT (collection, key) DO UPDATE SET version = EXCLUDED.version, value = EXCLUDED.value";
+  PGresult* prepared = PQprepare(c, "upsert", upsert.c_str(), 0, nullptr);
+  if (PQresultStatus(prepared) != PGRES_COMMAND_OK) std::abort();
+  PQclear(prepared);
+  const auto put = [&](const std::string& key, std::int64_t version, const std::string& value, bool pipelined) {
+    const std::string v = std::to_string(version);
+    const char* values[] = {key.data(), v.c_str(), value.data()};
+    const int lengths[] = {static_cast<int>(key.size()), 0, static_cast<int>(value.size())};
+    const int formats[] = {1, 0, 1};
+    if (!pipelined) {
+      PGresult* r = PQexecPrepared(c, "upsert", 3, values, lengths, formats, 0);
+      PQclear(r);
+      return;
+    }
+    PQenterPipelineMode(c);
+    PQsendQueryParams(c, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0);
+    PQsendQueryPrepared(c, "upsert", 3, values, lengths, formats, 0);
+    PQsendQueryParams(c, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0);
+    PQpipelineSync(c);
+    for (int q = 0; q < 3; ++q) {
+      PGresult* r = PQgetResult(c);
+      if (PQresultStatus(r) != PGRES_COMMAND_OK) std::abort();
+      PQclear(r);
+      PQclear(PQgetResult(c));  // the null after each query's results
+    }
+    PQclear(PQgetResult(c));  // the sync
+    PQexitPipelineMode(c);
+  };
+  pg_exec(c, "BEGIN");
+  for (std::size_t i = 0; i < n; ++i) put(account_name(i), 1, crypto.seal(floor_payload(i), account_name(i)), false);
+  pg_exec(c, "COMMIT");
+  std::size_t i = 0;
+  std::int64_t version = 2;
+  for (auto _ : state) {
+    put(account_name(i), version++, crypto.seal(floor_payload(i), account_name(i)), true);
+    i = (i + 7919) % n;
+  }
+  PQfinish(c);
+}
+
+void keyfolio_pg_open_100k(benchmark::State& state) {
+  const std::string schema = pg_store_with(100'000);
+  for (auto _ : state) {
+    auto manager =
+        keyfolio::AccountManager::open(keyfolio::make_postgres_backend(pg_conninfo(), pg_options(schema)).value(),
+                                       bench_key());
+    if (!manager || manager->size() != 100'000) state.SkipWithError("open failed");
+    state.PauseTiming();  // closing is not part of opening
+    manager = keyfolio::Error();
+    state.ResumeTiming();
+  }
+}
+
+// A connection, a binary scan of 100,000 sealed rows of the same size as
+// keyfolio's, and the decryption of each.
+void floor_pg_open_100k(benchmark::State& state) {
+  const std::string table = "floor_open_100k";
+  FloorCrypto crypto;
+  {
+    PGconn* c = pg_connect();
+    pg_exec(c, "DROP TABLE IF EXISTS " + table + "; CREATE TABLE " + table +
+                   " (collection bytea NOT NULL, key bytea NOT NULL, version bigint NOT NULL, value bytea NOT NULL,"
+                   " PRIMARY KEY (collection, key))");
+    pg_exec(c, "BEGIN");
+    for (std::size_t i = 0; i < 100'000; ++i) {
+      const std::string key = account_name(i);
+      const std::string value = crypto.seal(floor_payload(i), key);
+      const char* values[] = {key.data(), value.data()};
+      const int lengths[] = {static_cast<int>(key.size()), static_cast<int>(value.size())};
+      const int formats[] = {1, 1};
+      PQclear(PQexecParams(c, ("INSERT INTO " + table + " VALUES ('accounts', $1::bytea, 1, $2::bytea)").c_str(), 2,
+                           nullptr, values, lengths, formats, 0));
+    }
+    pg_exec(c, "COMMIT");
+    PQfinish(c);
+  }
+  const std::string scan = "SELECT key, version, value FROM " + table + " WHERE collection = 'accounts' ORDER BY key";
+  for (auto _ : state) {
+    PGconn* c = pg_connect();
+    PGresult* r = PQexecParams(c, scan.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 1);
+    std::size_t opened = 0;
+    unsigned char plain[512];
+    for (int row = 0; row < PQntuples(r); ++row) {
+      const std::string_view key(PQgetvalue(r, row, 0), static_cast<std::size_t>(PQgetlength(r, row, 0)));
+      const std::string_view value(PQgetvalue(r, row, 2), static_cast<std::size_t>(PQgetlength(r, row, 2)));
+      opened += crypto.open(value, key, plain) ? 1 : 0;
+    }
+    PQclear(r);
+    PQfinish(c);
+    if (opened != 100'000) state.SkipWithError("floor scan failed");
+  }
+}
+
+void keyfolio_pg_lookup(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  auto manager = keyfolio::AccountManager::open(
+                     keyfolio::make_postgres_backend(pg_conninfo(), pg_options(pg_store_with(n))).value(), bench_key())
+                     .value();
+  std::vector<keyfolio::AccountId> ids;
+  for (std::size_t i = 0; i < n; ++i) ids.push_back(keyfolio::AccountId::parse(account_name(i)).value());
+  for (const auto& id : ids) benchmark::DoNotOptimize(manager.get(id));
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto account = manager.get(ids[i]);
+    benchmark::DoNotOptimize(account->get()->credentials.find("apiKey")->reveal().data());
+    i = (i + 7919) % n;
+  }
+}
+
+// From the call of write() on one handle to the event on a handle of
+// another process, which answers through a pipe. Counters: p50_us, p99_us.
+void keyfolio_pg_feed_latency(benchmark::State& state) {
+  const std::string schema = "bench_feed";
+  {
+    PGconn* c = pg_connect();
+    pg_exec(c, "DROP SCHEMA IF EXISTS " + schema + " CASCADE");
+    PQfinish(c);
+    (void)keyfolio::make_postgres_backend(pg_conninfo(), pg_options(schema)).value();
+  }
+  int answers[2];
+  int ready[2];
+  if (::pipe(answers) != 0 || ::pipe(ready) != 0) std::abort();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(answers[0]);
+    ::close(ready[0]);
+    auto backend = keyfolio::make_postgres_backend(pg_conninfo(), pg_options(schema));
+    if (!backend) ::_exit(2);
+    const int out = answers[1];
+    auto subscription = (*backend)->subscribe([out](const keyfolio::ChangeEvent&) {
+      const char byte = 'e';
+      [[maybe_unused]] const auto n = ::write(out, &byte, 1);
+    });
+    if (!subscription) ::_exit(3);
+    [[maybe_unused]] const auto n = ::write(ready[1], "r", 1);
+    for (;;) ::pause();
+  }
+  ::close(answers[1]);
+  ::close(ready[1]);
+  char byte = 0;
+  if (::read(ready[0], &byte, 1) != 1) std::abort();
+  auto writer = keyfolio::make_postgres_backend(pg_conninfo(), pg_options(schema)).value();
+  std::vector<double> samples;
+  std::uint64_t version = 0;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    if (!writer->write(keyfolio::WriteBatch().put("c", "k", "v", version++))) state.SkipWithError("write failed");
+    if (::read(answers[0], &byte, 1) != 1) state.SkipWithError("no event");
+    samples.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  ::close(answers[0]);
+  ::close(ready[0]);
+  std::sort(samples.begin(), samples.end());
+  if (!samples.empty()) {
+    state.counters["p50_us"] = samples[samples.size() / 2];
+    state.counters["p99_us"] = samples[std::min(samples.size() - 1, samples.size() * 99 / 100)];
+  }
+}
+
 // ---------------------------------------------------------------- memory
 
 long resident_kib() {
@@ -534,6 +795,15 @@ BENCHMARK(keyfolio_memory_100k)->Name("keyfolio/memory_100k")->Iterations(1);
 BENCHMARK(floor_memory_100k)->Name("floor/memory_100k")->Iterations(1);
 BENCHMARK(keyfolio_memory_read_100k)->Name("keyfolio/memory_read_100k")->Iterations(1);
 BENCHMARK(keyfolio_first_read_100k)->Name("keyfolio/first_read_100k")->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(keyfolio_pg_upsert_durable)->Name("keyfolio/pg_upsert_durable")->Arg(10'000)
+    ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(durable_min_time)->Repetitions(durable_repetitions);
+BENCHMARK(floor_pg_upsert_durable)->Name("floor/pg_upsert_durable")->Arg(10'000)
+    ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(durable_min_time)->Repetitions(durable_repetitions);
+BENCHMARK(keyfolio_pg_open_100k)->Name("keyfolio/pg_open_100k")->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
+BENCHMARK(floor_pg_open_100k)->Name("floor/pg_open_100k")->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
+BENCHMARK(keyfolio_pg_lookup)->Name("keyfolio/pg_lookup")->Arg(10'000)->Repetitions(repetitions);
+BENCHMARK(keyfolio_pg_feed_latency)->Name("keyfolio/pg_feed_latency")->Unit(benchmark::kMicrosecond)->Iterations(1000)
+    ->UseRealTime();
 
 namespace {
 
@@ -626,6 +896,10 @@ int main(int argc, char** argv) {
       {"open_100k", "keyfolio/open_100k/iterations:5/real_time", "floor/open_100k/iterations:5/real_time", 1.5},
       {"rotate_100k", "keyfolio/rotate_100k/iterations:3/real_time", "floor/import_100k/iterations:3/real_time", 2},
       {"connect", "keyfolio/connect/repeats:9/real_time", "floor/connect/1000/repeats:9/real_time", 1.3},
+      {"pg upsert_durable/10000", "keyfolio/pg_upsert_durable/10000/repeats:9/real_time",
+       "floor/pg_upsert_durable/10000/repeats:9/real_time", 1.3},
+      {"pg open_100k", "keyfolio/pg_open_100k/iterations:5/real_time", "floor/pg_open_100k/iterations:5/real_time", 1.5},
+      {"pg lookup/10000", "keyfolio/pg_lookup/10000/repeats:5", "floor/lookup/10000/repeats:5", 3},
   };
   std::cout << "\n" << std::left << std::setw(26) << "case" << std::right << std::setw(14) << "keyfolio"
             << std::setw(14) << "floor" << std::setw(9) << "ratio" << std::setw(9) << "goal" << "\n";
@@ -666,6 +940,13 @@ int main(int argc, char** argv) {
   if (auto kdf = reporter.runs.find("keyfolio/kdf_passphrase_moderate/iterations:3/real_time"); kdf != reporter.runs.end()) {
     std::cout << std::left << std::setw(26) << "open with passphrase (KDF)" << std::right << std::setw(14)
               << human(kdf->second.ns) << "   (Argon2id, libsodium MODERATE; not part of open_100k)\n";
+  }
+  if (auto feed = reporter.runs.find("keyfolio/pg_feed_latency/iterations:1000/real_time"); feed != reporter.runs.end()) {
+    std::cout << std::left << std::setw(26) << "pg change feed (p50, p99)" << std::right << std::setw(11)
+              << std::setprecision(0) << feed->second.counters["p50_us"] << " us" << std::setw(11)
+              << feed->second.counters["p99_us"] << " us"
+              << "   (write() to the event in another process; goal p50 <= 2 ms"
+              << (feed->second.counters["p50_us"] <= 2000 ? ")" : ")   MISSED") << "\n";
   }
   fs::remove_all(bench_dir());
   return 0;
