@@ -18,6 +18,14 @@
 # wrong password.
 set -euo pipefail
 
+# The server outlives this script: it must not inherit the descriptors of
+# whoever started it (a lock file held by `flock ... ctest`, a pipe a test
+# reads to its end), or it holds them until it stops.
+for fd in /proc/$$/fd/*; do
+  n=${fd##*/}
+  [ "$n" -gt 2 ] 2>/dev/null && [ "$n" -ne 255 ] && eval "exec $n>&-" 2>/dev/null || true
+done
+
 action=${1:?usage: server.sh start|stop|pause|resume DIR}
 dir=${2:?usage: server.sh start|stop|pause|resume DIR}
 

@@ -180,7 +180,7 @@ TEST_CASE("postgres: objects keyfolio did not create in its schema are refused, 
   }
 }
 
-TEST_CASE("postgres: an empty schema made for the store is used; a missing one without create is not_found") {
+TEST_CASE("postgres: an empty schema made for the store is used, and a missing one without create is not_found") {
   TestSchema schema;
   auto options = schema.options();
   options.create = false;
@@ -340,7 +340,7 @@ TEST_CASE("postgres: the change feed catches up after its connection is ended") 
   CHECK(keys == std::vector<std::string>{"before", "during-0", "during-1", "during-2", "during-3", "during-4", "after"});
 }
 
-TEST_CASE("postgres: a server restart: writes fail with unavailable meanwhile, then succeed; the feed misses nothing") {
+TEST_CASE("postgres: a server restart: writes fail with unavailable meanwhile, then succeed, and the feed misses nothing") {
   // A server of this test's own, so that stopping it disturbs no other test.
   keyfolio::test::TempDir dir;
   const std::string server = (dir / "server").string();
