@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <thread>
+#include <vector>
 
 using keyfolio::AccountManager;
 using keyfolio::Credentials;
@@ -288,6 +289,38 @@ TEST_CASE("records written to a SQLite store are there after reopening") {
   REQUIRE(got.has_value());
   CHECK(got->version == 2);
   CHECK(got->value == "v2");
+}
+
+TEST_CASE("handles opening a new SQLite store at the same moment all open it, none sees a half-made store") {
+  // Each round, several handles race to create the same store: one creates
+  // the schema, the others must see no store or the whole of it.
+  constexpr int rounds = 40;
+  constexpr int handles = 4;
+  for (int round = 0; round < rounds; ++round) {
+    TempDir dir;
+    const auto path = dir / "store.db";
+    std::vector<std::string> failures(handles);
+    std::mutex m;
+    std::condition_variable cv;
+    int waiting = 0;
+    std::vector<std::thread> threads;
+    for (int i = 0; i < handles; ++i) {
+      threads.emplace_back([&, i] {
+        {
+          std::unique_lock lock(m);
+          if (++waiting == handles) cv.notify_all();
+          cv.wait(lock, [&] { return waiting == handles; });
+        }
+        auto b = make_sqlite_backend(path);
+        if (!b) failures[i] = b.error().message();
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (const auto& f : failures) {
+      INFO("round " << round << ": " << f);
+      CHECK(f.empty());
+    }
+  }
 }
 
 TEST_CASE("bad SQLite store locations get clear errors and change nothing") {

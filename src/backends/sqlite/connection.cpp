@@ -4,11 +4,13 @@
 #include "detail/text.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <sys/stat.h>
+#include <thread>
 
 namespace keyfolio::detail::sqlite {
 
@@ -57,21 +59,32 @@ Result<void> Connection::prepare_all() {
 namespace {
 
 // Switches `c` to WAL mode, which the file then keeps; fails on a file
-// system that cannot have it.
-Result<void> enter_wal_mode(Connection& c) {
+// system that cannot have it. Only a new store's first switch takes a lock:
+// when several handles race to make that switch, SQLite reports the loser
+// busy at once rather than through the busy handler (waiting there while
+// holding its read lock could deadlock), so the switch is retried until the
+// busy timeout.
+Result<void> enter_wal_mode(Connection& c, std::chrono::milliseconds busy_timeout) {
   Statement s;
   if (const int rc = s.prepare(c.db.get(), "PRAGMA journal_mode = WAL"); rc != SQLITE_OK) {
     return c.fail("switching to WAL mode", rc);
   }
-  Use use(s);
-  const int step = use.step();
-  if (step != SQLITE_ROW) return c.fail("switching to WAL mode", step);
-  if (const std::string mode = use.text(0); mode != "wal") {
-    return Error(errc::storage_error, store_label(c.path) +
-                                          ": the file system does not support WAL mode (journal mode stays " +
-                                          detail::quote(mode) + ")");
+  const auto deadline = std::chrono::steady_clock::now() + busy_timeout;
+  for (;;) {
+    Use use(s);
+    const int step = use.step();
+    if ((step & 0xff) == SQLITE_BUSY && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    if (step != SQLITE_ROW) return c.fail("switching to WAL mode", step);
+    if (const std::string mode = use.text(0); mode != "wal") {
+      return Error(errc::storage_error, store_label(c.path) +
+                                            ": the file system does not support WAL mode (journal mode stays " +
+                                            detail::quote(mode) + ")");
+    }
+    return {};
   }
-  return {};
 }
 
 // Refuses a store whose file, or -wal or -shm file, other users may read or
@@ -141,9 +154,16 @@ Result<Connection> connect(const std::filesystem::path& path, const SqliteOption
   sqlite3_busy_timeout(c.db.get(), busy_timeout_ms(options));
   // Before anything that writes (the journal mode is stored in the file):
   // leave other applications' databases untouched.
-  if (auto known = identify(c); !known) return known.error();
+  // In one read transaction, so that the header and the schema are read in
+  // one snapshot: another handle may be creating the store meanwhile, and
+  // its tables without its application id is not another application's
+  // database.
+  if (auto r = c.exec("BEGIN", "reading the file header"); !r) return r.error();
+  auto known = identify(c);
+  (void)c.exec(known ? "COMMIT" : "ROLLBACK", "ending the read of the file header");
+  if (!known) return known.error();
   if (auto private_file = check_private(c.path); !private_file) return private_file.error();
-  if (auto wal = enter_wal_mode(c); !wal) return wal.error();
+  if (auto wal = enter_wal_mode(c, options.busy_timeout); !wal) return wal.error();
   const char* sync = options.durability == SqliteOptions::Durability::full ? "PRAGMA synchronous = FULL"
                                                                            : "PRAGMA synchronous = NORMAL";
   if (auto r = c.exec(sync, "setting durability"); !r) return r.error();
