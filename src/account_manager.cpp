@@ -148,6 +148,7 @@ Result<std::vector<UpsertResult>> AccountManager::upsert(std::vector<AccountUpda
         }
         created = *stored_created;
         version = found->version;
+        write.replaces(*found);
       }
       account.version = version + 1;
       account.created = created;
@@ -206,6 +207,7 @@ Result<std::size_t> AccountManager::remove(std::span<const AccountId> ids) {
       if (!found) return found.error();
       if (!*found) return Error(errc::not_found, "no account " + name_of(*id) + "; nothing was removed");
       write.erase(key, (*found)->version);
+      write.replaces(**found);
     }
     if (auto written = store.commit(write); !written) return detail::again_on_conflict<std::size_t>(written.error());
     return keys.size();

@@ -61,7 +61,10 @@ void AccountStore::Write::expect(std::string_view key, std::uint64_t version) {
 }
 
 void AccountStore::Write::erase_all(std::span<const Record> records) {
-  for (const Record& record : records) batch_.erase(collections::accounts, record.key, record.version);
+  for (const Record& record : records) {
+    batch_.erase(collections::accounts, record.key, record.version);
+    replaces(record);
+  }
   erased_all_ = true;
 }
 

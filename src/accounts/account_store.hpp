@@ -98,6 +98,9 @@ class AccountStore : public std::enable_shared_from_this<AccountStore> {
     void reload(std::string key) { reloaded_.push_back(std::move(key)); }
     // The account under `key` must be at `version` when the write lands.
     void expect(std::string_view key, std::uint64_t version);
+    // `current`, an account's record just read, is what this write replaces
+    // or erases: the commit need not read it again.
+    void replaces(const Record& current) { batch_.replaces(collections::accounts, current); }
     // Every account's record (each at its `version`) goes.
     void erase_all(std::span<const Record> records);
     bool empty() const noexcept { return batch_.empty(); }

@@ -139,12 +139,20 @@ void SealedStore::Batch::expect(std::string_view collection, std::string_view ke
 
 void SealedStore::Batch::erase_all(std::string_view collection) { write_.erase_all(collection); }
 
-Result<void> SealedStore::commit(Batch& batch) {
-  if (batch.write_.empty()) return {};
-  return write(batch.write_, *batch.vault_);
+void SealedStore::Batch::replaces(std::string_view collection, const Record& current) {
+  const auto c = covered_index(collection);
+  if (!c) return;
+  replaced_.push_back(Replaced{*c, current.key, current.version,
+                               vault_->record_digest(collection, current.key, current.version, current.value)});
 }
 
-Result<void> SealedStore::write(WriteBatch& batch, const Vault& vault, const Manifest* replacement) {
+Result<void> SealedStore::commit(Batch& batch) {
+  if (batch.write_.empty()) return {};
+  return write(batch.write_, *batch.vault_, nullptr, batch.replaced_);
+}
+
+Result<void> SealedStore::write(WriteBatch& batch, const Vault& vault, const Manifest* replacement,
+                               std::span<const Batch::Replaced> replaced) {
   std::lock_guard lock(state_->write_mutex);
   if (retired()) return retired_error();
   if (&vault != vault_.get()) {
@@ -155,7 +163,7 @@ Result<void> SealedStore::write(WriteBatch& batch, const Vault& vault, const Man
       if (auto loaded = load_manifest(vault); !loaded) return loaded;
     }
     Result<Manifest> next = replacement != nullptr ? Result<Manifest>(*replacement)
-                                                   : apply(*state_->manifest, batch, vault);
+                                                   : apply(*state_->manifest, batch, vault, replaced);
     if (!next) {
       state_->manifest.reset();
       return next.error();
@@ -223,7 +231,8 @@ Result<Manifest> SealedStore::open_manifest(const Record& record, const Vault& v
 // each erase or overwrite takes the old one away (read from the backend at
 // the version the batch expects: one read per changed record, whatever the
 // store's size). Inserts need no read.
-Result<Manifest> SealedStore::apply(const Manifest& base, const WriteBatch& batch, const Vault& vault) {
+Result<Manifest> SealedStore::apply(const Manifest& base, const WriteBatch& batch, const Vault& vault,
+                                   std::span<const Batch::Replaced> replaced) {
   struct Live {
     bool present = false;
     std::uint64_t version = 0;
@@ -241,6 +250,9 @@ Result<Manifest> SealedStore::apply(const Manifest& base, const WriteBatch& batc
   };
   std::array<Touched, covered_collections> touched;
   std::array<bool, covered_collections> cleared{};
+  // The records the caller read for this batch, which need no reading.
+  std::array<std::unordered_map<std::string_view, const Batch::Replaced*>, covered_collections> known;
+  for (const auto& r : replaced) known[r.collection].emplace(r.key, &r);
   const auto operations = batch.operations();
   // Only the last changes can stay in the journal.
   const std::size_t journal_from =
@@ -271,6 +283,8 @@ Result<Manifest> SealedStore::apply(const Manifest& base, const WriteBatch& batc
     Live before;
     if (changed != nullptr) {
       before = *changed;
+    } else if (auto it = known[*c].find(op.key); !cleared[*c] && it != known[*c].end()) {
+      before = {true, it->second->version, it->second->digest};
     } else if (!cleared[*c] && op.expected_version != must_not_exist) {
       auto stored = backend_->get(op.collection, op.key);
       if (!stored) return stored.error();

@@ -39,6 +39,7 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -107,6 +108,11 @@ class SealedStore {
     void erase(std::string_view collection, std::string_view key, std::uint64_t expected_version);
     void expect(std::string_view collection, std::string_view key, std::uint64_t expected_version);
     void erase_all(std::string_view collection);
+    // Tells the commit that `current`, just read from `collection`, is the
+    // record an operation of this batch on its key replaces: the integrity
+    // record is then updated without reading it again. Should the record
+    // change before the commit, that operation's expected version fails it.
+    void replaces(std::string_view collection, const Record& current);
 
     bool empty() const noexcept { return write_.empty(); }
     std::size_t size() const noexcept { return write_.size(); }
@@ -116,8 +122,16 @@ class SealedStore {
 
    private:
     friend class SealedStore;
+    // A record the batch replaces, as replaces() was told of it.
+    struct Replaced {
+      std::size_t collection;
+      std::string key;
+      std::uint64_t version;
+      Vault::Digest digest;
+    };
     std::shared_ptr<const Vault> vault_;
     WriteBatch write_;
+    std::vector<Replaced> replaced_;
   };
 
   Batch batch() const { return Batch(vault()); }
@@ -243,7 +257,8 @@ class SealedStore {
   // Every write of every collection, the keyring's included, passes here:
   // `batch` and the integrity record updated for it (or `replacement`, made
   // from scratch), in one write. `batch` is handed back unchanged.
-  Result<void> write(WriteBatch& batch, const Vault& vault, const Manifest* replacement = nullptr);
+  Result<void> write(WriteBatch& batch, const Vault& vault, const Manifest* replacement = nullptr,
+                     std::span<const Batch::Replaced> replaced = {});
   // Reads the integrity record into state_ (under write_mutex).
   Result<void> load_manifest(const Vault& vault);
   // The integrity record `record` holds: `corrupt_data` when it does not
@@ -252,7 +267,8 @@ class SealedStore {
   Result<Manifest> open_manifest(const Record& record, const Vault& vault) const;
   // The integrity record updated for `batch` on top of `base`; `conflict`
   // when the batch expects a version the store does not hold.
-  Result<Manifest> apply(const Manifest& base, const WriteBatch& batch, const Vault& vault);
+  Result<Manifest> apply(const Manifest& base, const WriteBatch& batch, const Vault& vault,
+                         std::span<const Batch::Replaced> replaced);
   // The integrity record of `records`, as the store holds them.
   static Manifest tally(const CollectionRecords& records, const Vault& vault, std::uint64_t generation);
   // Every covered collection, unchecked.
