@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -185,7 +186,7 @@ class PostgresBackend final : public StorageBackend {
         case Outcome::Kind::done: return {};
         case Outcome::Kind::failed: {
           if (outcome.failed_op != SIZE_MAX &&
-              (outcome.state == "23505" || outcome.state == "23502" || outcome.state == "22012")) {
+              (outcome.state == "23505" || outcome.state == "22012")) {
             const auto& op = batch.operations()[outcome.failed_op];
             auto found = version_of(**lease, op);
             if (!found) return found.error();
@@ -267,13 +268,12 @@ class PostgresBackend final : public StorageBackend {
     }
     // queries_[i]: the operation query i applies, or SIZE_MAX.
     std::vector<std::size_t> queries_;
-    queries_.reserve(ops.size() + 6);
+    queries_.reserve(2 * ops.size() + 3);
     std::size_t read = 0;  // queries whose results were read
     bool refused = false;
     bool broken = false;
     const auto queue = [&](const char* name, const Params& p, std::size_t op) {
-      const int sent = name[0] == 'k' ? PQsendQueryPrepared(conn, name, p.count(), p.values(), p.lengths(), p.formats(), 1)
-                                      : PQsendQueryParams(conn, name, 0, nullptr, nullptr, nullptr, nullptr, 1);
+      const int sent = PQsendQueryPrepared(conn, name, p.count(), p.values(), p.lengths(), p.formats(), 1);
       if (sent != 1) {
         broken = true;
         return;
@@ -309,26 +309,40 @@ class PostgresBackend final : public StorageBackend {
       return sync && PQresultStatus(sync.get()) == PGRES_PIPELINE_SYNC;
     };
 
-    queue("BEGIN", Params(), SIZE_MAX);
-    queue(statement::lock, Params().int64(logged), SIZE_MAX);
+    // No BEGIN or COMMIT: the statements up to the Sync are one transaction,
+    // which the server commits at the Sync, or rolls back there when one of
+    // them failed (it skips the rest).
+    if (logged > 0) {
+      queue(statement::lock_notify, Params().int64(logged).bytes(target_->channel), SIZE_MAX);
+    } else {
+      queue(statement::lock, Params().int64(0), SIZE_MAX);
+    }
     std::int64_t remaining = logged;  // log entries still to make; seq = last_seq - (remaining - 1)
-    if (!log_each) queue(statement::log_resync, Params().int64(--remaining).bytes(batch_id), SIZE_MAX);
+    const auto log = [&](LoggedKind kind, std::string_view collection, std::string_view key, std::int64_t version) {
+      queue(statement::log,
+            Params().int64(--remaining).int64(static_cast<std::int64_t>(kind)).bytes(collection).bytes(key).int64(
+                version).bytes(batch_id),
+            SIZE_MAX);
+    };
+    if (!log_each) log(LoggedKind::resync, {}, {}, 0);
     for (std::size_t i = 0; i < ops.size() && !broken && !refused; ++i) {
       const auto& op = ops[i];
       const auto expected = static_cast<std::int64_t>(op.expected_version);
       Params p;
       const char* name = nullptr;
+      std::optional<std::pair<LoggedKind, std::int64_t>> entry;  // what the log records of it
       switch (op.kind) {
         case WriteBatch::Kind::put:
           p.bytes(op.collection).bytes(op.key);
           if (op.expected_version == must_not_exist) {
             p.bytes(op.value);
-            name = log_each ? statement::insert_logged : statement::insert;
+            name = statement::insert;
+            entry.emplace(LoggedKind::put, 1);
           } else {
             p.int64(expected).bytes(op.value);
-            name = log_each ? statement::update_logged : statement::update;
+            name = statement::update;
+            entry.emplace(LoggedKind::put, expected + 1);
           }
-          if (log_each) p.int64(--remaining).bytes(batch_id);
           break;
         case WriteBatch::Kind::erase:
           p.bytes(op.collection).bytes(op.key);
@@ -336,14 +350,14 @@ class PostgresBackend final : public StorageBackend {
             name = statement::expect_absent;  // a check only, with nothing to log
           } else {
             p.int64(expected);
-            name = log_each ? statement::erase_logged : statement::erase;
-            if (log_each) p.int64(--remaining).bytes(batch_id);
+            name = statement::erase;
+            entry.emplace(LoggedKind::erase, 0);
           }
           break;
         case WriteBatch::Kind::erase_all:
           p.bytes(op.collection);
-          name = log_each ? statement::erase_all_logged : statement::erase_all;
-          if (log_each) p.int64(--remaining).bytes(batch_id);
+          name = statement::erase_all;
+          entry.emplace(LoggedKind::erase_all, 0);
           break;
         case WriteBatch::Kind::expect:
           p.bytes(op.collection).bytes(op.key);
@@ -356,31 +370,31 @@ class PostgresBackend final : public StorageBackend {
           break;
       }
       queue(name, p, i);
+      if (entry && log_each) {
+        log(entry->first, op.collection, op.kind == WriteBatch::Kind::erase_all ? std::string_view() : op.key,
+            entry->second);
+      }
       if (queries_.size() - read >= pipeline_window && !broken) {
         // Make the server send what it has, and read it before going on.
         if (PQsendFlushRequest(conn) != 1 || PQflush(conn) != 0) broken = true;
         read_results(queries_.size());
       }
     }
-    if (!refused && !broken) {
-      if (trim) queue(statement::trim, Params().int64(target_->options.change_log_size), SIZE_MAX);
-      if (logged > 0) queue(statement::notify, Params().bytes(target_->channel), SIZE_MAX);
-      queue("COMMIT", Params(), SIZE_MAX);
+    if (!refused && !broken && trim) {
+      queue(statement::trim, Params().int64(target_->options.change_log_size), SIZE_MAX);
     }
+    // The Sync is the commit: once it is sent, the batch may have landed.
     const bool commit_queued = !refused && !broken;
     const bool synced = !broken && sync_and_drain();
     if (!synced || broken) {
-      outcome.kind = commit_queued ? Outcome::Kind::unknown : Outcome::Kind::lost;
+      // A statement the server refused rolls the batch back, Sync or not.
+      outcome.kind = commit_queued && !refused ? Outcome::Kind::unknown : Outcome::Kind::lost;
       outcome.error = c.fail(nullptr, "writing");
       outcome.failed_op = SIZE_MAX;
       c.poison();
       return outcome;
     }
-    if (PQexitPipelineMode(conn) != 1) c.poison();
-    if (refused && PQtransactionStatus(conn) != PQTRANS_IDLE) {
-      ResultPtr r = c.exec("ROLLBACK");
-      (void)r;
-    }
+    if (PQexitPipelineMode(conn) != 1 || PQtransactionStatus(conn) != PQTRANS_IDLE) c.poison();
     return outcome;
   }
 

@@ -236,7 +236,6 @@ ResultPtr Connection::exec(const char* sql) { return ResultPtr(PQexec(c_.get(), 
 Result<void> Connection::prepare_all() {
   const std::string& s = target_->schema_sql;
   const std::string seq = "(SELECT last_seq FROM " + s + ".meta WHERE id = 1)";
-  const std::string log = "INSERT INTO " + s + ".changes (seq, kind, collection, key, version, batch) ";
   const std::string statements[][2] = {
       {statement::get, "SELECT version, value FROM " + s + ".records WHERE collection = $1::bytea AND key = $2::bytea"},
       {statement::scan, "SELECT key, version, value FROM " + s + ".records WHERE collection = $1::bytea ORDER BY key"},
@@ -245,44 +244,33 @@ Result<void> Connection::prepare_all() {
       {statement::scan_range,
        "SELECT key, version, value FROM " + s +
            ".records WHERE collection = $1::bytea AND key >= $2::bytea AND key < $3::bytea ORDER BY key"},
-      // The writers' lock, and the log's sequence numbers for the batch.
+      // The writers' lock, and the log's sequence numbers for the batch;
+      // with the change feed's wake-up, which the server sends at commit.
       {statement::lock, "UPDATE " + s + ".meta SET last_seq = last_seq + $1::bigint WHERE id = 1 RETURNING last_seq"},
+      {statement::lock_notify, "UPDATE " + s +
+                                   ".meta SET last_seq = last_seq + $1::bigint WHERE id = 1 "
+                                   "RETURNING last_seq, pg_notify($2::text, '') IS NULL"},
       // Each write below fails in the server when its expectation does not
-      // hold: a duplicate key (23505), a null version in the log (23502) or
-      // a division by zero (22012); the pipeline stops there.
+      // hold: a duplicate key (23505) or a division by zero (22012); the
+      // pipeline stops there, and the transaction is rolled back.
       {statement::insert, "INSERT INTO " + s +
                               ".records (collection, key, version, value) VALUES ($1::bytea, $2::bytea, 1, $3::bytea)"},
-      {statement::insert_logged, "WITH w AS (INSERT INTO " + s +
-                                     ".records (collection, key, version, value) VALUES ($1::bytea, $2::bytea, 1, "
-                                     "$3::bytea) RETURNING version) " +
-                                     log + "SELECT " + seq + " - $4::bigint, 0, $1, $2, version, $5::bytea FROM w"},
       {statement::update, "WITH w AS (UPDATE " + s +
                               ".records SET version = $3::bigint + 1, value = $4::bytea WHERE collection = $1::bytea "
                               "AND key = $2::bytea AND version = $3 RETURNING 1) SELECT 1 / count(*) FROM w"},
-      {statement::update_logged, "WITH w AS (UPDATE " + s +
-                                     ".records SET version = $3::bigint + 1, value = $4::bytea WHERE collection = "
-                                     "$1::bytea AND key = $2::bytea AND version = $3 RETURNING version) " +
-                                     log + "VALUES (" + seq +
-                                     " - $5::bigint, 0, $1, $2, (SELECT version FROM w), $6::bytea)"},
       {statement::erase, "WITH w AS (DELETE FROM " + s +
                              ".records WHERE collection = $1::bytea AND key = $2::bytea AND version = $3::bigint "
                              "RETURNING 1) SELECT 1 / count(*) FROM w"},
-      {statement::erase_logged, "WITH w AS (DELETE FROM " + s +
-                                    ".records WHERE collection = $1::bytea AND key = $2::bytea AND version = "
-                                    "$3::bigint RETURNING 0::bigint AS version) " +
-                                    log + "VALUES (" + seq +
-                                    " - $4::bigint, 1, $1, $2, (SELECT version FROM w), $5::bytea)"},
       {statement::erase_all, "DELETE FROM " + s + ".records WHERE collection = $1::bytea"},
-      {statement::erase_all_logged, "WITH w AS (DELETE FROM " + s + ".records WHERE collection = $1::bytea) " + log +
-                                        "VALUES (" + seq + " - $2::bigint, 2, $1, ''::bytea, 0, $3::bytea)"},
       {statement::expect_version, "SELECT 1 / count(*) FROM " + s +
                                       ".records WHERE collection = $1::bytea AND key = $2::bytea AND version = "
                                       "$3::bigint"},
       {statement::expect_absent,
        "SELECT 1 / (1 - count(*)) FROM " + s + ".records WHERE collection = $1::bytea AND key = $2::bytea"},
-      {statement::log_resync, log + "VALUES (" + seq + " - $1::bigint, 3, ''::bytea, ''::bytea, 0, $2::bytea)"},
+      // A change-log entry: $1 counts back from the batch's last number.
+      {statement::log, "INSERT INTO " + s + ".changes (seq, kind, collection, key, version, batch) VALUES (" + seq +
+                           " - $1::bigint, $2::bigint::smallint, $3::bytea, $4::bytea, $5::bigint, $6::bytea)"},
       {statement::trim, "DELETE FROM " + s + ".changes WHERE seq <= " + seq + " - $1::bigint"},
-      {statement::notify, "SELECT pg_notify($1::text, '')"},
       {statement::changes_since,
        "SELECT seq, kind::bigint, collection, key, version FROM " + s + ".changes WHERE seq > $1::bigint ORDER BY seq"},
       {statement::last_seq, "SELECT last_seq FROM " + s + ".meta WHERE id = 1"},
