@@ -26,7 +26,10 @@
 // key was changed concurrently.
 //
 // Notifications: `subscribe` tells a host which account was created, updated
-// or removed, by this manager or any other on the same backend. Handlers run
+// or removed, by this manager or any other on the same backend, when the
+// change feed made it read every account again (`resync`), and when another
+// handle's rotation of the data key retired this manager (`retired`; see
+// AccountEvent). Handlers run
 // outside the manager's locks, possibly on a backend thread; they may call
 // the manager. Read the account for its current state: events of concurrent
 // writes may arrive out of order. Destroying (or assigning over) a manager
