@@ -162,7 +162,7 @@ TEST_CASE("another manager of the store fails closed once the data key is rotate
   }
 }
 
-TEST_CASE("another manager's subscribers hear once that it is retired by a rotation, and nothing after", "[rotation]") {
+TEST_CASE("another manager's subscribers hear that it is retired by a rotation, once, and nothing else", "[rotation]") {
   keyfolio::test::TempDir dir;
   const auto path = dir / "store.db";
   auto one = AccountManager::open(keyfolio::make_sqlite_backend(path).value(), raw('x')).value();
@@ -176,11 +176,11 @@ TEST_CASE("another manager's subscribers hear once that it is retired by a rotat
   one.upsert("BINANCE/b", keys("k2", "s2")).value();
   CHECK(two.refresh().error().code() == errc::wrong_key);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // several poll intervals
+  // Nothing of the re-sealed BINANCE/a (no account changed), nor of BINANCE/b.
   const auto events = heard.events();
-  CHECK(std::count_if(events.begin(), events.end(), retired) == 1);
-  CHECK(retired(events.back()));
-  CHECK(events.back().id.spelling().empty());
-  for (const auto& e : events) CHECK(e.id.spelling() != "BINANCE/b");
+  REQUIRE(events.size() == 1);
+  CHECK(retired(events.front()));
+  CHECK(events.front().id.spelling().empty());
 }
 
 TEST_CASE("a subscriber hears of a resync of the change feed before the changes the re-reading found") {
