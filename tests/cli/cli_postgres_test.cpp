@@ -5,6 +5,8 @@
 #include "postgres.hpp"
 
 #include <csignal>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -192,4 +194,73 @@ TEST_CASE("keyfolio watch on PostgreSQL hears another host's changes and rotatio
   CHECK(r.status == 0);
   CHECK(lines_of(r.out).size() == 3);
   CHECK_FALSE(mentions(r.out + r.err, "CANARY"));
+}
+
+TEST_CASE("every command of the README's PostgreSQL walkthrough runs, in order, on two hosts, and does what it says") {
+  TestSchema schema;
+  Cli host_a, host_b;
+  std::unique_ptr<Background> watch;
+  const auto watched = [&](const std::string& text) {
+    REQUIRE(watch);
+    INFO(watch->out());
+    CHECK(watch->wait_for(text));
+  };
+  struct Step {
+    std::string line;  // as the README has it, comment dropped
+    std::function<void(const std::string& line)> run;
+  };
+  const auto on_host_a = [&](const std::string& input, std::function<void(const Run&)> check) {
+    return [&host_a, input, check](const std::string& line) {
+      auto words = words_of(line);
+      words.erase(words.begin());
+      const Run r = host_a(words, input);
+      INFO(r.err);
+      REQUIRE(r.status == 0);
+      check(r);
+      CHECK_FALSE(mentions(r.out + r.err, "CANARY"));
+    };
+  };
+  const std::vector<Step> steps{
+      {"export KEYFOLIO_STORE='postgresql://trader@db.internal/trading?sslmode=verify-full'",
+       [&](const std::string&) {
+         host_a.store = host_b.store = postgres_uri();  // the tests' server in place of db.internal
+       }},
+      {"export KEYFOLIO_SCHEMA=keyfolio",
+       [&](const std::string&) { host_a.more_env = host_b.more_env = {"KEYFOLIO_SCHEMA=" + schema.name()}; }},
+      {"keyfolio init", on_host_a("", [](const Run& r) { CHECK(r.out.starts_with("created store postgres:")); })},
+      {"keyfolio watch &", [&](const std::string&) { watch = watching(host_b); }},
+      {"keyfolio add BINANCE/main --field apiKey --field secret",
+       on_host_a(canary_key + "\n" + canary_secret + "\n",
+                 [&](const Run& r) {
+                   CHECK(r.out == "added BINANCE/main (version 1)\n");
+                   watched(" created BINANCE/main version 1\n");
+                 })},
+      {"keyfolio rotate",
+       on_host_a("",
+                 [&](const Run& r) {
+                   CHECK(r.out.starts_with("data key replaced: 1 record re-sealed under a new data key"));
+                   watched(" rotated: the store's data key was replaced; watching under the new one\n");
+                 })},
+      {"keyfolio add BINANCE/main --field apiKey --field secret",
+       on_host_a(canary_key + "\nCANARY-second-secret\n",
+                 [&](const Run& r) {
+                   CHECK(r.out == "updated BINANCE/main (version 3)\n");
+                   watched(" updated BINANCE/main version 3\n");
+                 })},
+      {"kill %1",
+       [&](const std::string&) {
+         const Run r = watch->stop(SIGTERM);
+         CHECK(r.status == 0);
+         CHECK(lines_of(r.out).size() == 3);
+         CHECK_FALSE(mentions(r.out + r.err, "CANARY"));
+       }},
+  };
+
+  std::vector<std::string> documented = readme_block("<!-- cli postgres walkthrough -->"), tested;
+  for (const auto& step : steps) tested.push_back(step.line);
+  REQUIRE(documented == tested);
+  for (const auto& step : steps) {
+    INFO(step.line);
+    step.run(step.line);
+  }
 }
