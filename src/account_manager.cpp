@@ -37,12 +37,16 @@ Result<AccountManager> AccountManager::open(std::shared_ptr<StorageBackend> back
   if (options.max_retries < 1) return Error(errc::invalid_argument, "AccountManager::open: max_retries must be >= 1");
   const ExchangeCatalog& catalog = options.catalog != nullptr ? *options.catalog : ExchangeCatalog::builtin();
   auto sealed = detail::SealedStore::open(std::move(backend), key,
-                                         {.minimum_generation = options.minimum_generation, .recover = options.recover});
+                                         {.minimum_generation = options.minimum_generation,
+                                          .recover = options.recover,
+                                          .create = options.create});
   if (!sealed) return sealed.error();
   auto store = detail::AccountStore::open(std::move(*sealed), catalog, options.max_retries);
   if (!store) return store.error();
   return AccountManager(std::move(*store));
 }
+
+Result<bool> AccountManager::exists(StorageBackend& backend) { return detail::SealedStore::exists(backend); }
 
 Result<UpsertResult> AccountManager::upsert(std::string_view id, Credentials credentials) {
   auto parsed = AccountId::parse(id, store_->catalog());

@@ -8,9 +8,18 @@ namespace keyfolio::cli {
 
 namespace fs = std::filesystem;
 
-fs::path store_path(const Options& o) {
-  if (o.store) return *o.store;
-  if (const char* env = std::getenv("KEYFOLIO_STORE"); env != nullptr && *env != '\0') return env;
+namespace {
+
+std::string environment(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+bool postgres_uri(std::string_view store) {
+  return store.starts_with("postgresql://") || store.starts_with("postgres://");
+}
+
+fs::path default_store_path() {
   fs::path data;
   if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && *xdg != '\0') {
     data = xdg;
@@ -20,6 +29,22 @@ fs::path store_path(const Options& o) {
     throw Usage{"no store location: give --store PATH or set KEYFOLIO_STORE"};
   }
   return data / "keyfolio" / "keyfolio.db";
+}
+
+}  // namespace
+
+StoreLocation store_location(const Options& o) {
+  StoreLocation where;
+  std::string given = o.store ? *o.store : environment("KEYFOLIO_STORE");
+  if (postgres_uri(given)) {
+    where.uri = std::move(given);
+    where.schema = o.schema ? *o.schema : environment("KEYFOLIO_SCHEMA");
+    return where;
+  }
+  // $KEYFOLIO_SCHEMA may be set for other stores; --schema is a mistake.
+  if (o.schema) throw Usage{"--schema names a schema of a PostgreSQL store; the store is a SQLite file"};
+  where.path = given.empty() ? default_store_path() : fs::path(given);
+  return where;
 }
 
 bool flag(std::vector<std::string>& args, const std::string& name) {

@@ -23,6 +23,7 @@ struct Usage {
 // The global options, and the command with the arguments after it.
 struct Options {
   std::optional<std::string> store;
+  std::optional<std::string> schema;  // --schema NAME
   std::optional<int> passphrase_fd;
   // Open a store that fails its integrity check anyway (--recover).
   bool recover = false;
@@ -34,9 +35,19 @@ struct Options {
   std::vector<std::string> args;  // after the command
 };
 
-// The store's file: --store PATH, else $KEYFOLIO_STORE, else
-// $XDG_DATA_HOME/keyfolio/keyfolio.db (or under ~/.local/share).
-std::filesystem::path store_path(const Options& o);
+// Where the store is: --store, else $KEYFOLIO_STORE, else
+// $XDG_DATA_HOME/keyfolio/keyfolio.db (or under ~/.local/share). A
+// postgresql:// or postgres:// URI names a PostgreSQL store, in the schema
+// --schema NAME, else $KEYFOLIO_SCHEMA, else the backend's default; anything
+// else is the path of a SQLite file. Throws Usage for --schema with a SQLite
+// store.
+struct StoreLocation {
+  std::string uri;  // a PostgreSQL store's URI; may hold a password, so it is never printed
+  std::string schema;  // empty: the backend's default
+  std::filesystem::path path;  // a SQLite store's file
+  bool postgres() const noexcept { return !uri.empty(); }
+};
+StoreLocation store_location(const Options& o);
 
 // Removes `name` from `args`; whether it was there.
 bool flag(std::vector<std::string>& args, const std::string& name);

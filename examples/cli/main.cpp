@@ -6,7 +6,8 @@
 // Secrets never come from the command line (other users can read a process's
 // arguments): each secret field is read from a no-echo prompt on a terminal,
 // or one line per field from standard input otherwise. Exit codes: 0 success,
-// 1 other errors, 2 usage, 3 not found, 4 validation, 5 wrong passphrase.
+// 1 other errors, 2 usage, 3 not found, 4 validation, 5 wrong passphrase,
+// 6 a PostgreSQL server that cannot be reached or refuses the connection.
 //
 // This file holds the command table and the global options; the commands
 // live in one file per group (cli.hpp lists them).
@@ -24,7 +25,8 @@
 namespace keyfolio::cli {
 namespace {
 
-constexpr const char* general_help = R"(usage: keyfolio [--store PATH] [--passphrase-fd N] [--recover] [--min-generation N] COMMAND [ARGS]
+constexpr const char* general_help = R"(usage: keyfolio [--store PATH|URI] [--schema NAME] [--passphrase-fd N] [--recover] [--min-generation N]
+                COMMAND [ARGS]
 
 Keeps exchange API keys encrypted in a keyfolio store.
 
@@ -48,14 +50,18 @@ commands:
   export FILE [--plaintext] [--force]
                             write every account to an encrypted bundle
   import FILE               add or update the accounts of a bundle or EMS JSON file
+  watch [--json]            print each account created, updated or removed, by any host
 
 The store is --store PATH, else $KEYFOLIO_STORE, else $XDG_DATA_HOME/keyfolio/keyfolio.db.
+A postgresql:// or postgres:// URI is a store on a PostgreSQL server, in the schema
+--schema NAME, else $KEYFOLIO_SCHEMA, else keyfolio; anything else is a SQLite file.
 The passphrase comes from --passphrase-fd N, else the file named by
 $KEYFOLIO_PASSPHRASE_FILE (yours, and private to you: chmod 600), else a prompt
 on the terminal.
 --recover opens a store that fails its integrity check, to export what survives;
 --min-generation N refuses a store older than generation N (see `keyfolio verify`).
-Exit codes: 2 usage, 3 not found, 4 validation, 5 wrong passphrase, 1 other (a damaged store).
+Exit codes: 2 usage, 3 not found, 4 validation, 5 wrong passphrase, 6 PostgreSQL server
+unreachable or refusing the connection, 1 other (a damaged store).
 Run `keyfolio COMMAND --help` for a command's options.
 )";
 
@@ -127,6 +133,14 @@ constexpr Command commands[] = {
      "Adds or updates the accounts in FILE (- for standard input): a keyfolio bundle (the bundle\n"
      "passphrase is read as for export) or a CoinAPI EMS accounts array. All or nothing: one bad\n"
      "entry rejects the whole file, naming the entry and the reason.\n"},
+    {"watch", cmd_watch,
+     "usage: keyfolio watch [--json]\n\n"
+     "Prints a line for every account created, updated or removed in the store, by this host or\n"
+     "any other, as it happens: the time, the change, the account id and its version; never a\n"
+     "value. Also a line when the change feed may have missed changes (resync: every account is\n"
+     "read again, and what changed is printed) and when another host replaced the data key\n"
+     "(rotated: the watch goes on under the new key; if the passphrase changed too, it exits 5).\n"
+     "--json prints one JSON object per line instead. Runs until SIGINT or SIGTERM (exit 0).\n"},
 };
 
 int run(int argc, char** argv) {
@@ -142,11 +156,13 @@ int run(int argc, char** argv) {
       std::cout << "keyfolio " << keyfolio::version_string << '\n';
       return 0;
     }
-    if (a == "--store" || a == "--passphrase-fd") {
+    if (a == "--store" || a == "--schema" || a == "--passphrase-fd") {
       if (i + 1 >= argc) throw Usage{a + " needs a value"};
       const std::string v = argv[++i];
       if (a == "--store") {
         o.store = v;
+      } else if (a == "--schema") {
+        o.schema = v;
       } else {
         std::vector<std::string> option{a, v};
         o.passphrase_fd = take_fd(option, a);
@@ -191,7 +207,7 @@ int main(int argc, char** argv) {
   try {
     return cli::run(argc, argv);
   } catch (const cli::Failure& failure) {
-    return cli::fail(failure.error);
+    return cli::fail(failure);
   } catch (const cli::Usage& usage) {
     std::cerr << "keyfolio: " << usage.message << "\nRun `keyfolio --help` for usage.\n";
     return cli::exit_usage;

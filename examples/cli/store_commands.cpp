@@ -4,20 +4,16 @@
 #include "prompts.hpp"
 
 #include <algorithm>
-#include <filesystem>
 #include <iostream>
 
 namespace keyfolio::cli {
 
-namespace fs = std::filesystem;
-
 int cmd_init(const Options& o, std::vector<std::string> args) {
   reject_options(args);
   if (!args.empty()) throw Usage{"init takes no arguments"};
-  const bool existed = fs::exists(store_path(o));
-  auto manager = open_store(o, true);
-  if (!manager) return fail(manager.error());
-  std::cout << (existed ? "store already exists: " : "created store ") << store_path(o).string() << '\n';
+  auto opened = open_whole_store(o, true);
+  if (!opened) return fail(opened.error());
+  std::cout << (opened->created ? "created store " : "store already exists: ") << opened->name << '\n';
   return 0;
 }
 
@@ -57,10 +53,9 @@ int rotate(keyfolio::AccountManager& manager, const keyfolio::KeySource& key, st
 int cmd_rotate(const Options& o, std::vector<std::string> args) {
   reject_options(args);
   if (!args.empty()) throw Usage{"rotate takes no arguments"};
-  std::optional<keyfolio::KeySource> key;
-  auto manager = open_store(o, false, &key);
-  if (!manager) return fail(manager.error());
-  return rotate(*manager, *key, "data key replaced");
+  auto opened = open_whole_store(o, false);
+  if (!opened) return fail(opened.error());
+  return rotate(opened->manager, opened->key, "data key replaced");
 }
 
 int cmd_verify(const Options& o, std::vector<std::string> args) {

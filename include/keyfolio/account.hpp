@@ -40,9 +40,15 @@ struct AccountSummary {
   bool corrupt = false;
 };
 
-// A change to an account, as AccountManager::subscribe reports it.
+// A change to an account, as AccountManager::subscribe reports it, or news
+// of the store itself (`id` empty, `version` 0):
+// - resync: the change feed may have missed changes, so the manager reads
+//   every account again; the events of what it finds changed follow.
+// - retired: another handle rotated the store's data key, and the manager
+//   serves nothing more (every read of credentials and every write is
+//   `wrong_key`): open the store again to go on. The manager's last event.
 struct AccountEvent {
-  enum class Kind { created, updated, removed };
+  enum class Kind { created, updated, removed, resync, retired };
   Kind kind = Kind::created;
   AccountId id;
   std::uint64_t version = 0;  // the new version; 0 for removed

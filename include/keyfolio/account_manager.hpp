@@ -26,7 +26,10 @@
 // key was changed concurrently.
 //
 // Notifications: `subscribe` tells a host which account was created, updated
-// or removed, by this manager or any other on the same backend. Handlers run
+// or removed, by this manager or any other on the same backend, when the
+// change feed made it read every account again (`resync`), and when another
+// handle's rotation of the data key retired this manager (`retired`; see
+// AccountEvent). Handlers run
 // outside the manager's locks, possibly on a backend thread; they may call
 // the manager. Read the account for its current state: events of concurrent
 // writes may arrive out of order. Destroying (or assigning over) a manager
@@ -93,10 +96,19 @@ class KEYFOLIO_EXPORT AccountManager {
     // integrity record as it was (a store whose integrity record itself is
     // lost takes none); rotate_data_key() seals what survives anew.
     bool recover = false;
+    // Create the store when the backend holds none. Off: such a backend is
+    // `not_found` and nothing is written, so that a command meant for an
+    // existing store never makes a new one under whatever key it was given.
+    bool create = true;
   };
 
+  // Whether `backend` holds a store (its keyring), without opening it: what
+  // a caller asks before deciding whether a passphrase is a new store's.
+  static Result<bool> exists(StorageBackend& backend);
+
   // Opens the store in `backend`, creating it (with a new random data key
-  // wrapped by `key`) when the backend holds none. Returns `wrong_key` when
+  // wrapped by `key`) when the backend holds none (`not_found` instead with
+  // Options::create off). Returns `wrong_key` when
   // `key` does not open an existing store, `corrupt_data` when its keyring is
   // damaged, or missing from a backend that holds records (then nothing is
   // written), or when the store fails its integrity check (a record put back

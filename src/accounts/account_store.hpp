@@ -184,6 +184,8 @@ class AccountStore : public std::enable_shared_from_this<AccountStore> {
 
   // Keeping current (account_sync.cpp).
   void on_change(const ChangeEvent& event);
+  void take_in(const ChangeEvent& event);
+  void tell_if_retired();
   void apply(std::string_view key, const std::optional<Record>& record, std::vector<AccountEvent>& events,
              const Sealed* sealed = nullptr);
   void store_entry(const AccountId& id, Entry entry, std::vector<AccountEvent>* events);
@@ -202,6 +204,7 @@ class AccountStore : public std::enable_shared_from_this<AccountStore> {
   int max_retries_;
   bool feed_active_ = false;
   std::atomic<bool> deferring_{false};
+  std::atomic<bool> told_retired_{false};  // subscribers heard `retired`
 
   mutable std::shared_mutex cache_mutex_;
   // Keyed by id; a storage key finds its entry by parsing it (the canonical

@@ -25,6 +25,18 @@ std::string_view key_of(const std::string& k) { return k; }
 }  // namespace
 
 void AccountStore::on_change(const ChangeEvent& event) {
+  take_in(event);
+  // A rotation by another handle is learnt from its keyring change, or from
+  // a read that no longer opens (a resync's).
+  tell_if_retired();
+}
+
+void AccountStore::tell_if_retired() {
+  if (!sealed_.retired() || told_retired_.exchange(true)) return;
+  deliver({AccountEvent{AccountEvent::Kind::retired, {}, 0}});
+}
+
+void AccountStore::take_in(const ChangeEvent& event) {
   using Kind = ChangeEvent::Kind;
   const bool accounts = event.collection == collections::accounts;
   if (event.collection == collections::meta && event.key == SealedStore::keyring_key) {
@@ -35,6 +47,8 @@ void AccountStore::on_change(const ChangeEvent& event) {
   }
   if (accounts && deferring_.load(std::memory_order_acquire)) return;
   if (event.kind == Kind::resync && (event.collection.empty() || accounts)) {
+    if (sealed_.retired()) return;
+    deliver({AccountEvent{AccountEvent::Kind::resync, {}, 0}});
     (void)sync_all(false);
   } else if (!accounts) {
     return;

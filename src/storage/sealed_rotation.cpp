@@ -36,6 +36,10 @@ Result<SealedStore::Rotated> SealedStore::rotate(const KeySource& key, const Res
   Manifest next;
   next.generation = std::max(report->generation, generation()) + 1;
   WriteBatch batch;
+  // The keyring first: a change feed reports a batch in its order, so that
+  // other handles are retired by the keyring before they hear of any
+  // re-sealed record, and tell their subscribers of no account.
+  batch.put(collections::meta, keyring_key, std::move(*ring), (*keyring)->version);
   Rotated rotated;
   std::size_t total = 0;
   for (const auto& collection : *records) total += collection.size();
@@ -90,7 +94,6 @@ Result<SealedStore::Rotated> SealedStore::rotate(const KeySource& key, const Res
     }
     for (auto& [moved_key, sealed] : moved) batch.put(name, moved_key, std::move(sealed), must_not_exist);
   }
-  batch.put(collections::meta, keyring_key, std::move(*ring), (*keyring)->version);
   batch.put(collections::meta, manifest_key,
             fresh.seal(collections::meta, manifest_key, manifest_version + 1, next.encode()), manifest_version);
   if (progress) progress(total, total);

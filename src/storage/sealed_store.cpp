@@ -59,6 +59,7 @@ Result<SealedStore> SealedStore::open(std::shared_ptr<StorageBackend> backend, c
                                            " sealed records are present; no new keyring was written (restore the "
                                            "store, or its keyring, from a backup)");
     }
+    if (!options.create) return Error(errc::not_found, "no keyfolio store in " + backend->describe());
     auto record = fresh.vault()->keyring_record(key);
     if (!record) return record.error();
     auto created = fresh.create(std::move(*record));
@@ -66,6 +67,12 @@ Result<SealedStore> SealedStore::open(std::shared_ptr<StorageBackend> backend, c
     if (created.error().code() != errc::conflict) return created.error();
   }
   return Error(errc::conflict, "the store was being created or upgraded concurrently; try again");
+}
+
+Result<bool> SealedStore::exists(StorageBackend& backend) {
+  auto stored = backend.get(collections::meta, keyring_key);
+  if (!stored) return stored.error();
+  return stored->has_value();
 }
 
 SealedStore::SealedStore(std::shared_ptr<StorageBackend> backend, Vault vault, Options options)

@@ -73,6 +73,8 @@ struct SealedStoreOptions {
   // Open a store that fails its integrity check anyway, keeping what was
   // found in integrity(), so that what survives can be exported.
   bool recover = false;
+  // Create the store when the backend holds none (else `not_found`).
+  bool create = true;
 };
 
 class SealedStore {
@@ -85,9 +87,13 @@ class SealedStore {
   // records as they are. `wrong_key` when `key` does not open it,
   // `corrupt_data` for a damaged keyring or one missing from a store that
   // holds records, `conflict` when another writer kept creating it at the
-  // same moment, the backend's errors.
+  // same moment, the backend's errors. With Options::create off, a backend
+  // that holds no store is `not_found` and nothing is written.
   static Result<SealedStore> open(std::shared_ptr<StorageBackend> backend, const KeySource& key,
                                   Options options = {});
+
+  // Whether `backend` holds a store: a keyring, whether or not it opens.
+  static Result<bool> exists(StorageBackend& backend);
 
   SealedStore(std::shared_ptr<StorageBackend> backend, Vault vault, Options options = {});
   SealedStore(SealedStore&&) noexcept = default;

@@ -1,6 +1,7 @@
 // Drives the real `keyfolio` binary: arguments, standard input, output and
 // exit codes.
 #include "catch.hpp"
+#include "cli_runner.hpp"
 #include "damage.hpp"
 #include "tampering.hpp"
 #include "temp_dir.hpp"
@@ -31,264 +32,9 @@
 #include <unistd.h>
 #include <vector>
 
-namespace {
-
 namespace fs = std::filesystem;
-
-struct Run {
-  int status = -1;
-  std::string out, err;
-  std::vector<std::string> writes;  // to standard output, one each; with stdout_writes only
-};
-
-struct Launch {
-  std::vector<std::string> args;
-  std::string input;
-  std::vector<std::string> env;
-  std::string cwd;               // empty: this process's
-  bool stderr_on_terminal = false;  // a pseudo-terminal instead of a pipe
-  std::function<void(pid_t)> meanwhile{};  // run while the tool runs, after its input is written
-  rlim_t address_space = 0;                // a limit on the tool's memory (RLIMIT_AS) in bytes; 0: none
-  // Standard output on a socket that keeps the bounds of each write(2), so
-  // that Run::writes shows what the tool wrote in which write.
-  bool stdout_writes = false;
-};
-
-void drain(int fd, std::string& to) {
-  char buffer[4096];
-  for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) to.append(buffer, static_cast<std::size_t>(n));
-  ::close(fd);
-}
-
-// Runs the tool with no controlling terminal (so prompts are unreachable),
-// `input` on its standard input.
-Run keyfolio_cli(const Launch& launch) {
-  int in[2], out[2], err[2];
-  REQUIRE(::pipe(in) == 0);
-  if (launch.stdout_writes) {
-    REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, out) == 0);
-  } else {
-    REQUIRE(::pipe(out) == 0);
-  }
-  REQUIRE(::pipe(err) == 0);
-  int terminal = -1;
-  std::string terminal_name;
-  if (launch.stderr_on_terminal) {
-    terminal = ::posix_openpt(O_RDWR | O_NOCTTY);
-    REQUIRE(terminal >= 0);
-    REQUIRE(::grantpt(terminal) == 0);
-    REQUIRE(::unlockpt(terminal) == 0);
-    terminal_name = ::ptsname(terminal);
-  }
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::setsid();
-    ::dup2(in[0], 0);
-    ::dup2(out[1], 1);
-    if (terminal >= 0) {
-      const int pts = ::open(terminal_name.c_str(), O_RDWR | O_NOCTTY);
-      if (pts < 0) ::_exit(126);
-      ::dup2(pts, 2);
-      ::close(pts);
-      ::close(terminal);
-    } else {
-      ::dup2(err[1], 2);
-    }
-    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) ::close(fd);
-    if (!launch.cwd.empty() && ::chdir(launch.cwd.c_str()) != 0) ::_exit(126);
-    if (launch.address_space != 0) {
-      const rlimit limit{launch.address_space, launch.address_space};
-      if (::setrlimit(RLIMIT_AS, &limit) != 0) ::_exit(126);
-    }
-    std::vector<char*> argv{const_cast<char*>(KEYFOLIO_CLI)};
-    for (const auto& a : launch.args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (const auto& e : launch.env) envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-    ::execve(KEYFOLIO_CLI, argv.data(), envp.data());
-    ::_exit(127);
-  }
-  ::close(in[0]);
-  ::close(out[1]);
-  ::close(err[1]);
-  (void)!::write(in[1], launch.input.data(), launch.input.size());
-  ::close(in[1]);
-  if (launch.meanwhile) launch.meanwhile(pid);
-  Run r;
-  if (launch.stdout_writes) {
-    std::vector<char> buffer(std::size_t{1} << 20);
-    for (ssize_t n; (n = ::recv(out[0], buffer.data(), buffer.size(), 0)) > 0;) {
-      r.writes.emplace_back(buffer.data(), static_cast<std::size_t>(n));
-      r.out += r.writes.back();
-    }
-    ::close(out[0]);
-  } else {
-    drain(out[0], r.out);
-  }
-  drain(err[0], r.err);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (terminal >= 0) {
-    // The child has exited and no one else holds the terminal's other end:
-    // reads return what it wrote, then fail with EIO.
-    drain(terminal, r.err);
-  }
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-Run keyfolio_cli(const std::vector<std::string>& args, const std::string& input, const std::vector<std::string>& env) {
-  return keyfolio_cli(Launch{args, input, env, {}, false});
-}
-
+using namespace keyfolio::test::cli;
 using keyfolio::test::mentions;
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
-
-// A file only its owner may read, as keyfolio requires of a passphrase file.
-void write_private_text(const std::string& path, const std::string& text) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  REQUIRE(fd >= 0);
-  REQUIRE(::fchmod(fd, 0600) == 0);
-  REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
-  ::close(fd);
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-struct Cli {
-  keyfolio::test::TempDir dir;
-  std::string passphrase_file = (dir / "passphrase").string();
-  std::string new_passphrase_file = (dir / "new-passphrase").string();
-  std::string bundle_passphrase_file = (dir / "bundle-passphrase").string();
-  std::string store = (dir / "store.db").string();
-  Cli() {
-    write_private_text(passphrase_file, "correct horse battery staple\n");
-    write_private_text(new_passphrase_file, "a new and longer passphrase\n");
-    write_private_text(bundle_passphrase_file, "the bundle's own passphrase\n");
-  }
-  std::vector<std::string> env() const {
-    return {"KEYFOLIO_STORE=" + store, "KEYFOLIO_PASSPHRASE_FILE=" + passphrase_file,
-            "KEYFOLIO_NEW_PASSPHRASE_FILE=" + new_passphrase_file,
-            "KEYFOLIO_BUNDLE_PASSPHRASE_FILE=" + bundle_passphrase_file, "HOME=" + dir.path().string()};
-  }
-  std::string path(const std::string& name) const { return (dir / name).string(); }
-  Run operator()(const std::vector<std::string>& args, const std::string& input = {}) const {
-    return keyfolio_cli(Launch{args, input, env(), dir.path().string()});
-  }
-};
-
-// Opens the FIFO `path` for writing once a reader has opened it; -1 after
-// 30 seconds without one.
-int open_fifo_when_read(const std::string& path) {
-  for (int tries = 0; tries < 3000; ++tries) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd >= 0) {
-      ::fcntl(fd, F_SETFL, 0);
-      return fd;
-    }
-    if (errno != ENXIO) return -1;
-    ::usleep(10'000);
-  }
-  return -1;
-}
-
-// The tool started with a pseudo-terminal as its controlling terminal and
-// standard streams, as at an operator's shell. The test keeps the terminal's
-// own end open too, to read its settings after the tool is gone.
-struct OnTerminal {
-  pid_t pid = -1;
-  int master = -1;
-  int terminal = -1;
-  std::string shown;  // what the tool wrote to the terminal so far
-
-  OnTerminal(const std::vector<std::string>& args, const std::vector<std::string>& env) {
-    master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    REQUIRE(master >= 0);
-    REQUIRE(::grantpt(master) == 0);
-    REQUIRE(::unlockpt(master) == 0);
-    const std::string name = ::ptsname(master);
-    terminal = ::open(name.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
-    REQUIRE(terminal >= 0);
-    pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::setsid();
-      const int tty = ::open(name.c_str(), O_RDWR);
-      if (tty < 0 || ::ioctl(tty, TIOCSCTTY, 0) != 0) ::_exit(126);
-      for (int fd = 0; fd < 3; ++fd) ::dup2(tty, fd);
-      if (tty > 2) ::close(tty);
-      std::vector<char*> argv{const_cast<char*>(KEYFOLIO_CLI)};
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      std::vector<char*> envp;
-      for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-      envp.push_back(nullptr);
-      ::execve(KEYFOLIO_CLI, argv.data(), envp.data());
-      ::_exit(127);
-    }
-  }
-  ~OnTerminal() {
-    if (pid > 0 && ::waitpid(pid, nullptr, WNOHANG) == 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-    ::close(terminal);
-    ::close(master);
-  }
-  OnTerminal(const OnTerminal&) = delete;
-  OnTerminal& operator=(const OnTerminal&) = delete;
-
-  // Reads what the tool writes until `text` has appeared (true) or 30 seconds passed.
-  bool wait_for(const std::string& text) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (shown.find(text) == std::string::npos) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return false;
-      pollfd p{master, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-      char buffer[256];
-      const ssize_t n = ::read(master, buffer, sizeof buffer);
-      if (n <= 0) return false;
-      shown.append(buffer, static_cast<std::size_t>(n));
-    }
-    return true;
-  }
-  bool echo() const {
-    termios t{};
-    REQUIRE(::tcgetattr(terminal, &t) == 0);
-    return (t.c_lflag & ECHO) != 0;
-  }
-  // Whether echo goes off within 30 seconds (a prompt may be shown first).
-  bool echo_goes_off() const {
-    for (int tries = 0; tries < 3000; ++tries) {
-      if (!echo()) return true;
-      ::usleep(10'000);
-    }
-    return false;
-  }
-  // The signal that ended the tool; 0 when it exited.
-  int end_signal() {
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    pid = -1;
-    return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-  }
-};
-
-const std::string canary_key = "CANARY-cli-key-4f2a";
-const std::string canary_secret = "CANARY-cli-secret-9d1c";
-
-}  // namespace
 
 TEST_CASE("keyfolio init, add, list, show and rm work as an operator uses them") {
   Cli cli;
@@ -1181,44 +927,6 @@ TEST_CASE("keyfolio rotate draws a progress bar on a terminal") {
   CHECK(on_terminal.out == "data key replaced: 5000 records re-sealed under a new data key (generation 3)\n");
 }
 
-namespace {
-
-// The command lines of the README's CLI walkthrough, split into arguments
-// (after the leading `keyfolio`), comments dropped.
-std::vector<std::vector<std::string>> readme_walkthrough() {
-  std::ifstream in(KEYFOLIO_README);
-  REQUIRE(in);
-  std::vector<std::vector<std::string>> commands;
-  bool marked = false, inside = false;
-  for (std::string line; std::getline(in, line);) {
-    if (line == "<!-- cli walkthrough -->") {
-      marked = true;
-      continue;
-    }
-    if (!marked) continue;
-    if (line.starts_with("```")) {
-      if (inside) break;
-      inside = true;
-      continue;
-    }
-    if (!line.starts_with("keyfolio ")) continue;
-    line = line.substr(0, line.find(" #"));
-    std::istringstream words(line.substr(std::string("keyfolio ").size()));
-    std::vector<std::string> args;
-    for (std::string word; words >> word;) args.push_back(word);
-    commands.push_back(std::move(args));
-  }
-  return commands;
-}
-
-std::string joined(const std::vector<std::string>& args) {
-  std::string out = "keyfolio";
-  for (const auto& a : args) out += " " + a;
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE("every command of the README's CLI walkthrough runs, in order, and does what it says") {
   Cli cli;
   std::string portfolio;
@@ -1290,4 +998,165 @@ TEST_CASE("every command of the README's CLI walkthrough runs, in order, and doe
   REQUIRE(after.status == 0);
   CHECK(after.out.find("kraken/") == std::string::npos);
   CHECK(std::count(after.out.begin(), after.out.end(), '\n') == 3);
+}
+
+TEST_CASE("keyfolio --schema with a SQLite store is a usage error, and KEYFOLIO_SCHEMA does not apply to one") {
+  Cli cli;
+  auto refused = cli({"--schema", "trading", "init"});
+  CHECK(refused.status == 2);
+  CHECK(mentions(refused.err, "PostgreSQL"));
+  CHECK_FALSE(fs::exists(cli.store));
+  CHECK(cli({"--schema"}).status == 2);
+  cli.more_env = {"KEYFOLIO_SCHEMA=trading"};
+  CHECK(cli({"init"}).status == 0);
+  CHECK(cli({"list"}).status == 0);
+}
+
+TEST_CASE("keyfolio commands other than init never create a store in a file that holds none, and init does") {
+  Cli cli;
+  // What an init that failed after the file was made, or another program, leaves: SQLite's tables, no store.
+  REQUIRE(keyfolio::make_sqlite_backend(cli.store));
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{"list"}, {"add", "BINANCE/main", "--field", "apiKey", "--field", "secret"}, {"rotate"},
+        {"watch"}}) {
+    INFO(joined(command));
+    // In the background, so that a watch that does open a store is stopped (after 30 seconds).
+    Background tool(Launch{command, "k\n" + canary_secret + "\n", cli.env(), cli.dir.path().string()});
+    const Run r = tool.stop(0);
+    CHECK(r.status == 3);
+    CHECK(mentions(r.err, "no store at " + cli.store));
+    CHECK(mentions(r.err, "keyfolio init"));
+    auto keyring = keyfolio::make_sqlite_backend(cli.store).value()->get("keyfolio", "keyring");
+    REQUIRE(keyring);
+    CHECK_FALSE(keyring->has_value());
+  }
+  auto init = cli({"init"});
+  CHECK(init.status == 0);
+  CHECK(init.out == "created store " + cli.store + "\n");
+  CHECK(cli({"init"}).out == "store already exists: " + cli.store + "\n");
+  CHECK(cli({"list"}).status == 0);
+}
+
+namespace {
+
+// A line of `keyfolio watch`: the time in UTC to the millisecond, then the event.
+bool watch_line(const std::string& line, const std::string& event) {
+  return line.size() > 25 && line[4] == '-' && line[10] == 'T' && line[19] == '.' && line[23] == 'Z' &&
+         line.substr(25) == event;
+}
+
+bool watch_lines(const std::string& out, const std::vector<std::string>& events) {
+  const auto lines = lines_of(out);
+  if (lines.size() != events.size()) return false;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (!watch_line(lines[i], events[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("keyfolio watch prints a line, as it happens, for each account another process creates, updates or "
+          "removes, never a value, until SIGINT or SIGTERM") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  REQUIRE(cli({"add", "BINANCE/main", "--field", "apiKey", "--field", "secret"}, canary_key + "\n" + canary_secret + "\n").status == 0);
+  const auto add = [&](const std::string& id) {
+    REQUIRE(cli({"add", id, "--field", "apiKey", "--field", "secret"}, canary_key + "\nCANARY-" + id + "\n").status == 0);
+  };
+  SECTION("as text, stopped by SIGINT") {
+    auto watch = watching(cli);
+    CHECK(mentions(watch->err(), "watching " + cli.store + " (1 account)"));
+    add("KRAKEN/john");
+    // Each line is there while the watch runs: written and flushed at once.
+    REQUIRE(watch->wait_for("created KRAKEN/john version 1\n"));
+    add("KRAKEN/john");
+    REQUIRE(watch->wait_for("updated KRAKEN/john version 2\n"));
+    REQUIRE(cli({"rm", "KRAKEN/john", "BINANCE/main"}).status == 0);
+    REQUIRE(watch->wait_for("removed BINANCE/main\n"));
+    const Run r = watch->stop(SIGINT);
+    CHECK(r.status == 0);
+    INFO(r.out);
+    // The two removals are one write, reported in either order.
+    CHECK((watch_lines(r.out, {"created KRAKEN/john version 1", "updated KRAKEN/john version 2",
+                               "removed BINANCE/main", "removed KRAKEN/john"}) ||
+           watch_lines(r.out, {"created KRAKEN/john version 1", "updated KRAKEN/john version 2",
+                               "removed KRAKEN/john", "removed BINANCE/main"})));
+    CHECK_FALSE(mentions(r.out + r.err, "CANARY"));
+  }
+  SECTION("as JSON, one object a line, stopped by SIGTERM") {
+    auto watch = watching(cli, {"--json"});
+    add("KRAKEN/x");
+    REQUIRE(watch->wait_for("\"event\":\"created\""));
+    REQUIRE(cli({"rm", "KRAKEN/x"}).status == 0);
+    REQUIRE(watch->wait_for("\"event\":\"removed\""));
+    const Run r = watch->stop(SIGTERM);
+    CHECK(r.status == 0);
+    const auto lines = lines_of(r.out);
+    REQUIRE(lines.size() == 2);
+    const auto created = boost::json::parse(lines[0]).as_object();
+    CHECK(created.at("event") == "created");
+    CHECK(created.at("exchange_id") == "KRAKEN/x");
+    CHECK(created.at("version") == 1);
+    CHECK(created.at("time").as_string().size() == 24);
+    const auto removed = boost::json::parse(lines[1]).as_object();
+    CHECK(removed.at("event") == "removed");
+    CHECK(removed.at("exchange_id") == "KRAKEN/x");
+    CHECK_FALSE(removed.contains("version"));
+    CHECK_FALSE(mentions(r.out + r.err, "CANARY"));
+  }
+}
+
+TEST_CASE("keyfolio watch refuses arguments and a missing store") {
+  Cli cli;
+  CHECK(cli({"watch"}).status == 3);
+  REQUIRE(cli({"init"}).status == 0);
+  CHECK(cli({"watch", "extra"}).status == 2);
+  CHECK(cli({"watch", "--bogus"}).status == 2);
+  CHECK(mentions(cli({"watch", "--help"}).out, "usage: keyfolio watch [--json]"));
+}
+
+TEST_CASE("keyfolio watch prints a resync line when the change feed may have missed changes, then what changed") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  auto watch = watching(cli);
+  // An import of more than 1,024 accounts reaches the feed as one resync.
+  write_text(cli.path("many.json"), ems_accounts(1100));
+  REQUIRE(cli({"import", "many.json"}).status == 0);
+  CHECK(watch->wait_for_lines(1101) == 1101);
+  const Run r = watch->stop(SIGINT);
+  CHECK(r.status == 0);
+  const auto lines = lines_of(r.out);
+  REQUIRE(lines.size() == 1101);
+  CHECK(watch_line(lines[0], "resync: the change feed may have missed changes; every account is read again"));
+  CHECK(std::all_of(lines.begin() + 1, lines.end(), [](const std::string& l) { return mentions(l, " created "); }));
+}
+
+TEST_CASE("keyfolio watch goes on after another process rotates the data key, and exits 5 saying why when the "
+          "passphrase changed with it") {
+  Cli cli;
+  REQUIRE(cli({"init"}).status == 0);
+  REQUIRE(cli({"add", "BINANCE/main", "--field", "apiKey", "--field", "secret"}, canary_key + "\n" + canary_secret + "\n").status == 0);
+  auto watch = watching(cli);
+  REQUIRE(cli({"rotate"}).status == 0);
+  REQUIRE(watch->wait_for("rotated: the store's data key was replaced; watching under the new one\n"));
+  REQUIRE(cli({"add", "KRAKEN", "--field", "apiKey", "--field", "secret"}, "k\nCANARY-kraken\n").status == 0);
+  REQUIRE(watch->wait_for("created KRAKEN version 1\n"));
+  REQUIRE(cli({"rotate"}).status == 0);  // and again, under the manager opened after the first
+  REQUIRE(cli({"rm", "KRAKEN"}).status == 0);
+  REQUIRE(watch->wait_for("removed KRAKEN\n"));
+  // The re-sealed accounts changed only their key: no line of their own.
+  CHECK(watch_lines(watch->out(), {"rotated: the store's data key was replaced; watching under the new one",
+                                   "created KRAKEN version 1",
+                                   "rotated: the store's data key was replaced; watching under the new one",
+                                   "removed KRAKEN"}));
+
+  REQUIRE(cli({"passwd", "--rotate"}).status == 0);
+  const Run r = watch->stop(0);
+  CHECK(r.status == 5);
+  CHECK(mentions(r.err, "passphrase, which no longer opens it"));
+  CHECK(mentions(r.err, "run `keyfolio watch` again"));
+  CHECK_FALSE(mentions(r.out + r.err, "CANARY"));
+  CHECK_FALSE(mentions(r.out + r.err, "correct horse"));
+  CHECK_FALSE(mentions(r.out + r.err, "a new and longer"));
 }

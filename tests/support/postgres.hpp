@@ -8,11 +8,14 @@
 #include <libpq-fe.h>
 
 #include <atomic>
+#include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <unistd.h>
 
 namespace keyfolio::test {
@@ -29,6 +32,42 @@ inline std::string postgres_conninfo() {
   throw std::runtime_error(
       "no PostgreSQL server for the tests: run them through ctest (its `postgres` fixture starts one) or set "
       "KEYFOLIO_TEST_POSTGRES to a conninfo");
+}
+
+// The test server as a postgresql:// URI, as the command-line tool takes a
+// store: every parameter of postgres_conninfo() in the query, with `user`
+// and `password` (percent-encoded) in the URI's user part when given.
+inline std::string postgres_uri(const std::string& user = {}, const std::string& password = {}) {
+  const auto encoded = [](std::string_view text) {
+    std::string out;
+    for (unsigned char c : text) {
+      if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+        out += static_cast<char>(c);
+      } else {
+        char hex[4];
+        std::snprintf(hex, sizeof hex, "%%%02X", c);
+        out += hex;
+      }
+    }
+    return out;
+  };
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(postgres_conninfo().c_str(), &error);
+  if (options == nullptr) {
+    PQfreemem(error);
+    throw std::runtime_error("the test server's conninfo does not parse");
+  }
+  std::string query;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || *o->val == '\0') continue;
+    const std::string_view key = o->keyword;
+    if ((key == "user" && !user.empty()) || (key == "password" && !user.empty())) continue;
+    query += (query.empty() ? "?" : "&") + std::string(key) + "=" + encoded(o->val);
+  }
+  PQconninfoFree(options);
+  std::string who;
+  if (!user.empty()) who = encoded(user) + (password.empty() ? "" : ":" + encoded(password)) + "@";
+  return "postgresql://" + who + "/" + query;
 }
 
 using PostgresConnection = std::unique_ptr<PGconn, decltype(&PQfinish)>;

@@ -91,6 +91,24 @@ TEST_CASE("a store is created on first open and reopened with the same passphras
   CHECK(account->id.spelling() == "BINANCE/main");
 }
 
+TEST_CASE("with create off, a backend without a store is not_found and nothing is written; exists says which") {
+  auto backend = keyfolio::make_memory_backend();
+  CHECK_FALSE(AccountManager::exists(*backend).value());
+  AccountManager::Options options;
+  options.create = false;
+  auto refused = AccountManager::open(backend, passphrase("any passphrase"), options);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code() == errc::not_found);
+  CHECK(mentions(refused.error().message(), "no keyfolio store in memory"));
+  CHECK(snapshot(*backend).empty());
+  CHECK_FALSE(AccountManager::exists(*backend).value());
+
+  AccountManager::open(backend, passphrase("right")).value();
+  CHECK(AccountManager::exists(*backend).value());
+  CHECK(AccountManager::open(backend, passphrase("right"), options));
+  CHECK(AccountManager::open(backend, passphrase("wrong"), options).error().code() == errc::wrong_key);
+}
+
 TEST_CASE("a wrong passphrase or key is reported as such, without touching any record") {
   auto backend = keyfolio::make_memory_backend();
   AccountManager::open(backend, passphrase("right")).value().upsert(id("kraken"), binance_keys("k", "s")).value();

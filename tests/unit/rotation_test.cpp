@@ -7,6 +7,7 @@
 
 #include "catch.hpp"
 #include "credentials.hpp"
+#include "heard.hpp"
 #include "keys.hpp"
 #include "stored.hpp"
 #include "tampering.hpp"
@@ -16,7 +17,9 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <thread>
 
@@ -157,6 +160,50 @@ TEST_CASE("another manager of the store fails closed once the data key is rotate
     CHECK(three.get("binance/a").error().code() == errc::wrong_key);
     CHECK_FALSE(keyfolio::make_sqlite_backend(path).value()->get("accounts", "binance/b").value());
   }
+}
+
+TEST_CASE("another manager's subscribers hear that it is retired by a rotation, once, and nothing else", "[rotation]") {
+  keyfolio::test::TempDir dir;
+  const auto path = dir / "store.db";
+  auto one = AccountManager::open(keyfolio::make_sqlite_backend(path).value(), raw('x')).value();
+  one.upsert("BINANCE/a", keys("k", "s")).value();
+  auto two = AccountManager::open(keyfolio::make_sqlite_backend(path).value(), raw('x')).value();
+  keyfolio::test::Heard<keyfolio::AccountEvent> heard;
+  auto subscription = two.subscribe(heard.handler());
+  const auto retired = [](const keyfolio::AccountEvent& e) { return e.kind == keyfolio::AccountEvent::Kind::retired; };
+  one.rotate_data_key(raw('x')).value();
+  REQUIRE(heard.wait_for(retired));
+  one.upsert("BINANCE/b", keys("k2", "s2")).value();
+  CHECK(two.refresh().error().code() == errc::wrong_key);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // several poll intervals
+  // Nothing of the re-sealed BINANCE/a (no account changed), nor of BINANCE/b.
+  const auto events = heard.events();
+  REQUIRE(events.size() == 1);
+  CHECK(retired(events.front()));
+  CHECK(events.front().id.spelling().empty());
+}
+
+TEST_CASE("a subscriber hears of a resync of the change feed before the changes the re-reading found") {
+  keyfolio::test::TempDir dir;
+  const auto path = dir / "store.db";
+  auto writer = AccountManager::open(keyfolio::make_sqlite_backend(path).value(), raw('x')).value();
+  auto reader = AccountManager::open(keyfolio::make_sqlite_backend(path).value(), raw('x')).value();
+  keyfolio::test::Heard<keyfolio::AccountEvent> heard;
+  auto subscription = reader.subscribe(heard.handler());
+  // A batch of more than 1,024 operations reaches the feed as one resync.
+  std::vector<keyfolio::AccountUpdate> many;
+  for (int i = 0; i < 1100; ++i) {
+    many.push_back({keyfolio::AccountId::parse("BINANCE/" + std::to_string(i)).value(),
+                    keys("k" + std::to_string(i), "s" + std::to_string(i))});
+  }
+  writer.upsert(std::move(many)).value();
+  REQUIRE(heard.wait_for([](const keyfolio::AccountEvent& e) { return e.id.spelling() == "BINANCE/999"; }));  // the last in key order
+  const auto events = heard.events();
+  REQUIRE(events.size() == 1101);
+  CHECK(events.front().kind == keyfolio::AccountEvent::Kind::resync);
+  CHECK(events.front().id.spelling().empty());
+  CHECK(std::all_of(events.begin() + 1, events.end(),
+                    [](const keyfolio::AccountEvent& e) { return e.kind == keyfolio::AccountEvent::Kind::created; }));
 }
 
 TEST_CASE("opened to recover, a rotation leaves behind the records that do not authenticate",
