@@ -91,7 +91,7 @@ TEST_CASE("a store is created on first open and reopened with the same passphras
   CHECK(account->id.spelling() == "BINANCE/main");
 }
 
-TEST_CASE("with create off, a backend without a store is not_found and nothing is written; exists says which") {
+TEST_CASE("with create off, a backend without a store is not_found and nothing is written, and exists says which") {
   auto backend = keyfolio::make_memory_backend();
   CHECK_FALSE(AccountManager::exists(*backend).value());
   AccountManager::Options options;
