@@ -15,6 +15,7 @@
 #include <boost/json.hpp>
 
 #include <cstring>
+#include <mutex>
 #include <unordered_map>
 
 namespace keyfolio {
@@ -67,7 +68,10 @@ class Rekeying {
                             ? detail::Fingerprint::from_bytes(header->fingerprint)
                             : detail::fingerprint_under(old_, catalog_, decoded->id, decoded->credentials);
     const auto after = detail::fingerprint_under(fresh, catalog_, decoded->id, decoded->credentials);
-    if (!before.empty()) fingerprints_.emplace(before.hex(), after.hex());
+    if (!before.empty()) {
+      std::lock_guard lock(fingerprints_mutex_);
+      fingerprints_.emplace(before.hex(), after.hex());
+    }
     return SealedStore::Resealed{record.key, std::move(plaintext),
                                  detail::account_record::header(after, decoded->id.spelling())};
   }
@@ -90,7 +94,10 @@ class Rekeying {
 
   const Vault& old_;
   const ExchangeCatalog& catalog_;
-  std::unordered_map<std::string, std::string> fingerprints_;  // old hex -> new hex
+  // Old hex -> new hex. Filled while accounts are re-sealed, several at a
+  // time; only read for the collections that follow.
+  std::mutex fingerprints_mutex_;
+  std::unordered_map<std::string, std::string> fingerprints_;
 };
 
 }  // namespace

@@ -196,7 +196,9 @@ class SealedStore {
   // Given a record of covered collection `collection` (its index, see
   // covered_name()) and its plaintext, what to seal in its place under
   // `fresh`, or nullopt to drop it. Called collection by collection in
-  // covered order, each in key order: accounts first.
+  // covered order (accounts first), one collection's records from several
+  // threads at once, in no particular order: the calls of one collection
+  // all return before the next collection's begin.
   using Resealer = std::function<Result<std::optional<Resealed>>(std::size_t collection, const Record& record,
                                                                  SecureBuffer plaintext, const Vault& fresh)>;
   using RotationProgress = std::function<void(std::size_t done, std::size_t total)>;

@@ -105,6 +105,59 @@ TEST_CASE("rotating the data key re-seals every record under a new store id, and
   CHECK(AccountManager::open(store.backend, raw('x')).value().integrity().intact());
 }
 
+TEST_CASE("a rotation of a store large enough to re-seal on several threads keeps every account and portfolio",
+          "[rotation]") {
+  auto backend = keyfolio::make_memory_backend();
+  constexpr int n = 12'000;
+  std::vector<std::string> portfolios;
+  {
+    auto m = AccountManager::open(backend, raw('x')).value();
+    std::vector<keyfolio::AccountUpdate> batch;
+    for (int i = 0; i < n; ++i) {
+      batch.push_back({keyfolio::AccountId::parse("BINANCE/" + std::to_string(i)).value(),
+                       keys("k" + std::to_string(i), "s" + std::to_string(i))});
+    }
+    m.upsert(std::move(batch)).value();
+    // Portfolios whose accounts sort among the others and after them, so
+    // that their fingerprints are re-made in different parts of the work.
+    PortfolioConnector connector(m);
+    for (const char* exchange : {"binance", "kraken"}) {
+      for (int i = 0; i < 3; ++i) {
+        const std::string key = std::string(exchange) + "-key-" + std::to_string(i);
+        portfolios.push_back(connector.connect({exchange, keys(key, "c2VjcmV0"), key}).value().portfolio_id);
+      }
+    }
+  }
+  auto m = AccountManager::open(backend, raw('x')).value();
+  std::vector<std::size_t> done;
+  auto rotated = m.rotate_data_key(raw('x'), [&](std::size_t d, std::size_t total) {
+    CHECK(total == static_cast<std::size_t>(n) + 6 * 3);  // accounts, portfolios and their index entries
+    done.push_back(d);
+  });
+  REQUIRE(rotated);
+  CHECK(rotated->dropped == 0);
+  REQUIRE(done.size() > 1);
+  CHECK(std::is_sorted(done.begin(), done.end()));
+  CHECK(done.back() == rotated->resealed);
+
+  auto reopened = AccountManager::open(backend, raw('x')).value();
+  CHECK(reopened.integrity().intact());
+  CHECK(reopened.size() == static_cast<std::size_t>(n) + 6);
+  for (int i = 0; i < n; i += 997) CHECK(reveals_secret(reopened, "binance/" + std::to_string(i), "s" + std::to_string(i)));
+  CHECK(reveals_secret(reopened, "binance/" + std::to_string(n - 1), "s" + std::to_string(n - 1)));
+  PortfolioConnector connector(reopened);
+  std::size_t p = 0;
+  for (const char* exchange : {"binance", "kraken"}) {
+    for (int i = 0; i < 3; ++i, ++p) {
+      const std::string key = std::string(exchange) + "-key-" + std::to_string(i);
+      INFO(key);
+      auto again = connector.connect({exchange, keys(key, "c2VjcmV0"), ""}).value();
+      CHECK(again.portfolio_id == portfolios[p]);
+      CHECK(again.status == keyfolio::ConnectResult::Status::existing);
+    }
+  }
+}
+
 TEST_CASE("after a rotation, the old keyring and the old key open no current record", "[rotation]") {
   Filled store;
   const Record old_keyring = store.backend->get("keyfolio", "keyring").value().value();
