@@ -15,7 +15,6 @@
 #include <boost/json.hpp>
 
 #include <cstring>
-#include <mutex>
 #include <unordered_map>
 
 namespace keyfolio {
@@ -68,10 +67,7 @@ class Rekeying {
                             ? detail::Fingerprint::from_bytes(header->fingerprint)
                             : detail::fingerprint_under(old_, catalog_, decoded->id, decoded->credentials);
     const auto after = detail::fingerprint_under(fresh, catalog_, decoded->id, decoded->credentials);
-    if (!before.empty()) {
-      std::lock_guard lock(fingerprints_mutex_);
-      fingerprints_.emplace(before.hex(), after.hex());
-    }
+    if (!before.empty()) fingerprints_.emplace(before.hex(), after.hex());
     return SealedStore::Resealed{record.key, std::move(plaintext),
                                  detail::account_record::header(after, decoded->id.spelling())};
   }
@@ -94,10 +90,7 @@ class Rekeying {
 
   const Vault& old_;
   const ExchangeCatalog& catalog_;
-  // Old hex -> new hex. Filled while accounts are re-sealed, several at a
-  // time; only read for the collections that follow.
-  std::mutex fingerprints_mutex_;
-  std::unordered_map<std::string, std::string> fingerprints_;
+  std::unordered_map<std::string, std::string> fingerprints_;  // old hex -> new hex
 };
 
 }  // namespace
@@ -124,7 +117,7 @@ Result<RotationResult> AccountManager::rotate_data_key(const KeySource& key, con
     }
     // Every account is at a new version now: the cache takes them in (a
     // failure here is mended by the next refresh()).
-    if (!store_->reload_rotated()) {
+    if (!store_->reload_rotated(std::move(rotated->accounts), rotated->manifest_version)) {
       (void)store_->refresh();
       store_->sealed().forget_previous_key();
     }

@@ -159,10 +159,12 @@ class AccountStore : public std::enable_shared_from_this<AccountStore> {
   // that follows it (begun after this is cleared) takes in all of them.
   void defer_account_events(bool defer) noexcept { deferring_.store(defer, std::memory_order_release); }
   // After this store rotated the data key: the same accounts, each at a new
-  // version under the new key. The cache is rebuilt in one pass under one
-  // lock (readers wait; none sees it empty) and no event is delivered, as
-  // no account changed.
-  Result<void> reload_rotated();
+  // version under the new key, as the rotation wrote them (`written`) with the
+  // integrity record at `manifest_version` (read from the store instead
+  // when another write has come since). The cache is rebuilt in one pass
+  // under one lock (readers wait; none sees it empty) and no event is
+  // delivered, as no account changed.
+  Result<void> reload_rotated(std::vector<Record> written, std::uint64_t manifest_version);
   SealedStore& sealed() noexcept { return sealed_; }
   const SealedStore& sealed() const noexcept { return sealed_; }
 

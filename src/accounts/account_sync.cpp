@@ -274,12 +274,21 @@ void AccountStore::load(std::vector<Record> records, std::vector<AccountEvent>* 
   }
 }
 
-Result<void> AccountStore::reload_rotated() {
+Result<void> AccountStore::reload_rotated(std::vector<Record> written, std::uint64_t manifest_version) {
   std::lock_guard lock(sync_mutex_);
   ++sync_generation_;
-  auto checked = sealed_.read_checked();
-  if (!checked) return checked.error();
-  load(std::move((*checked)[*covered_index(collections::accounts)]), nullptr, true);
+  // While the integrity record is the one the rotation wrote, no write has
+  // come since, and the accounts are what the rotation wrote: the feed's
+  // events of a later write (those the rotation held back among them) wait
+  // for sync_mutex_. Else the whole store is read again.
+  auto manifest = sealed_.get(collections::meta, SealedStore::manifest_key);
+  if (!manifest) return manifest.error();
+  if (!*manifest || (*manifest)->version != manifest_version) {
+    auto checked = sealed_.read_checked();
+    if (!checked) return checked.error();
+    written = std::move((*checked)[*covered_index(collections::accounts)]);
+  }
+  load(std::move(written), nullptr, true);
   sealed_.forget_previous_key();
   return {};
 }

@@ -5,102 +5,8 @@
 #include "detail/text.hpp"
 
 #include <algorithm>
-#include <atomic>
-#include <exception>
-#include <optional>
-#include <thread>
-#include <vector>
 
 namespace keyfolio::detail {
-namespace {
-
-// What became of one record: sealed anew (at `key`, which may be another),
-// dropped by the resealer, refused by it (`error`), or not authenticating
-// under the old key.
-struct Outcome {
-  enum class Kind { resealed, dropped, failed, undecryptable };
-  Kind kind = Kind::dropped;
-  std::string key;
-  std::string sealed;
-  Vault::Digest digest{};
-  std::optional<Error> error;
-};
-
-// Calls `progress` every few thousand records, on the calling thread only,
-// with the count of all threads.
-class Progress {
- public:
-  Progress(const SealedStore::RotationProgress& progress, std::size_t total) : progress_(progress), total_(total) {}
-
-  void step(bool calling_thread) {
-    const std::size_t done = done_.fetch_add(1, std::memory_order_relaxed) + 1;
-    if (!calling_thread || !progress_ || done / every == reported_ / every) return;
-    reported_ = done;
-    progress_(done, total_);
-  }
-
- private:
-  static constexpr std::size_t every = 4096;
-  const SealedStore::RotationProgress& progress_;
-  const std::size_t total_;
-  std::atomic<std::size_t> done_{0};
-  std::size_t reported_ = 0;  // by the calling thread
-};
-
-// Opens each record of `in` (collection `c`) under `old` and seals what
-// `reseal` makes of it under `fresh`, into `out` at the same index: on up
-// to four threads for a large collection (the calling thread one of them),
-// each a contiguous part. Every record is done, failures included, so that
-// the caller finds the first failure in record order.
-void reseal_all(std::size_t c, const std::vector<Record>& in, std::vector<Outcome>& out, const Vault& old,
-                        const Vault& fresh, const SealedStore::Resealer& reseal, Progress& progress) {
-  const std::string_view name = covered_name(c);
-  constexpr std::size_t per_thread = 4096;  // fewer records are not worth a thread
-  const std::size_t threads =
-      std::clamp<std::size_t>(std::min<std::size_t>(std::thread::hardware_concurrency(), in.size() / per_thread), 1, 4);
-  std::vector<std::exception_ptr> thrown(threads);
-  const auto part = [&](std::size_t t) {
-    const std::size_t from = in.size() * t / threads;
-    const std::size_t to = in.size() * (t + 1) / threads;
-    try {
-      for (std::size_t i = from; i < to; ++i) {
-        const Record& record = in[i];
-        Outcome& o = out[i];
-        progress.step(t == 0);
-        auto plain = old.open(name, record.key, record.version, record.value);
-        if (!plain) {
-          o.kind = Outcome::Kind::undecryptable;
-          continue;
-        }
-        auto made = reseal(c, record, std::move(*plain), fresh);
-        if (!made) {
-          o.kind = Outcome::Kind::failed;
-          o.error = made.error();
-          continue;
-        }
-        if (!*made) continue;  // dropped
-        SealedStore::Resealed& r = **made;
-        const std::uint64_t version = r.key == record.key ? record.version + 1 : 1;
-        o.sealed = fresh.seal(name, r.key, version, r.plaintext.view(), r.header);
-        o.digest = fresh.record_digest(name, r.key, version, o.sealed);
-        o.key = std::move(r.key);
-        o.kind = Outcome::Kind::resealed;
-      }
-    } catch (...) {
-      thrown[t] = std::current_exception();
-    }
-  };
-  std::vector<std::thread> helpers;
-  helpers.reserve(threads - 1);
-  for (std::size_t t = 1; t < threads; ++t) helpers.emplace_back(part, t);
-  part(0);
-  for (auto& h : helpers) h.join();
-  for (const auto& e : thrown) {
-    if (e) std::rethrow_exception(e);
-  }
-}
-
-}  // namespace
 
 Result<SealedStore::Rotated> SealedStore::rotate(const KeySource& key, const Resealer& reseal,
                                                  const RotationProgress& progress) {
@@ -137,45 +43,55 @@ Result<SealedStore::Rotated> SealedStore::rotate(const KeySource& key, const Res
   Rotated rotated;
   std::size_t total = 0;
   for (const auto& collection : *records) total += collection.size();
-  Progress reporting(progress, total);
-  std::size_t seen = 0;  // records put into the batch so far
+  std::size_t done = 0;
+  constexpr std::size_t progress_every = 4096;
   for (std::size_t c = 0; c < covered_collections; ++c) {
     const std::string_view name = covered_name(c);
-    const std::vector<Record>& in = (*records)[c];
-    // Opened and sealed anew on several threads; put into the batch in
-    // order.
-    std::vector<Outcome> out(in.size());
-    reseal_all(c, in, out, *old, fresh, reseal, reporting);
     // Records that move to another key go in after every erase of the
     // collection, so that no new key meets an old one.
     std::vector<std::pair<std::string, std::string>> moved;
-    for (std::size_t i = 0; i < in.size(); ++i) {
-      const Record& record = in[i];
-      Outcome& o = out[i];
-      if (o.kind == Outcome::Kind::failed) return std::move(*o.error);
-      if (o.kind == Outcome::Kind::undecryptable && !options_.recover) {
-        return Error(errc::corrupt_data, "the stored record " + std::string(name) + " " + quote(record.key) +
-                                             " does not authenticate; nothing was changed (open the store to "
-                                             "recover to rotate without what does not authenticate)");
-      }
-      if (o.kind != Outcome::Kind::resealed) {
-        ++seen;
+    for (const Record& record : (*records)[c]) {
+      ++done;
+      if (progress && done % progress_every == 0) progress(done, total);
+      auto plain = old->open(name, record.key, record.version, record.value);
+      if (!plain) {
+        if (!options_.recover) {
+          return Error(errc::corrupt_data, "the stored record " + std::string(name) + " " + quote(record.key) +
+                                               " does not authenticate; nothing was changed (open the store to "
+                                               "recover to rotate without what does not authenticate)");
+        }
         batch.erase(name, record.key, record.version);
         ++rotated.dropped;
         continue;
       }
-      ++rotated.resealed;
-      const bool same_key = o.key == record.key;
-      const std::uint64_t version = same_key ? record.version + 1 : 1;
-      next.tallies[c].add(o.digest);
-      if (total - ++seen < Manifest::journal_size) {
-        next.remember({static_cast<std::uint8_t>(c), false, next.generation, version, o.digest, o.key});
+      auto out = reseal(c, record, std::move(*plain), fresh);
+      if (!out) return out.error();
+      if (!*out) {
+        batch.erase(name, record.key, record.version);
+        ++rotated.dropped;
+        continue;
       }
-      if (same_key) {
-        batch.put(name, o.key, std::move(o.sealed), record.version);
+      Resealed& r = **out;
+      ++rotated.resealed;
+      if (r.key == record.key) {
+        std::string sealed = fresh.seal(name, r.key, record.version + 1, r.plaintext.view(), r.header);
+        const auto digest = fresh.record_digest(name, r.key, record.version + 1, sealed);
+        if (name == collections::accounts) rotated.accounts.push_back(Record{r.key, record.version + 1, sealed});
+        next.tallies[c].add(digest);
+        if (total - done < Manifest::journal_size) {
+          next.remember({static_cast<std::uint8_t>(c), false, next.generation, record.version + 1, digest, r.key});
+        }
+        batch.put(name, r.key, std::move(sealed), record.version);
       } else {
         batch.erase(name, record.key, record.version);
-        moved.emplace_back(std::move(o.key), std::move(o.sealed));
+        std::string sealed = fresh.seal(name, r.key, 1, r.plaintext.view(), r.header);
+        const auto digest = fresh.record_digest(name, r.key, 1, sealed);
+        if (name == collections::accounts) rotated.accounts.push_back(Record{r.key, 1, sealed});
+        next.tallies[c].add(digest);
+        if (total - done < Manifest::journal_size) {
+          next.remember({static_cast<std::uint8_t>(c), false, next.generation, 1, digest, r.key});
+        }
+        moved.emplace_back(std::move(r.key), std::move(sealed));
       }
     }
     for (auto& [moved_key, sealed] : moved) batch.put(name, moved_key, std::move(sealed), must_not_exist);
@@ -212,6 +128,7 @@ Result<SealedStore::Rotated> SealedStore::rotate(const KeySource& key, const Res
   }
   state_->manifest = std::move(next);
   state_->manifest_version = manifest_version + 1;
+  rotated.manifest_version = manifest_version + 1;
   return rotated;
 }
 

@@ -196,15 +196,18 @@ class SealedStore {
   // Given a record of covered collection `collection` (its index, see
   // covered_name()) and its plaintext, what to seal in its place under
   // `fresh`, or nullopt to drop it. Called collection by collection in
-  // covered order (accounts first), one collection's records from several
-  // threads at once, in no particular order: the calls of one collection
-  // all return before the next collection's begin.
+  // covered order, each in key order: accounts first.
   using Resealer = std::function<Result<std::optional<Resealed>>(std::size_t collection, const Record& record,
                                                                  SecureBuffer plaintext, const Vault& fresh)>;
   using RotationProgress = std::function<void(std::size_t done, std::size_t total)>;
   struct Rotated {
     std::size_t resealed = 0;
     std::size_t dropped = 0;  // what `reseal` dropped, or (opened to recover) did not authenticate
+    // The accounts' records as the rotation wrote them, in key order, and
+    // the version of the integrity record it wrote: while that is still the
+    // store's, these are the store's accounts.
+    std::vector<Record> accounts;
+    std::uint64_t manifest_version = 0;
   };
   // Re-seals every record of the store under a new random data key and a
   // new store id, wrapped by `key`, with a new integrity record: keyring,

@@ -105,7 +105,7 @@ TEST_CASE("rotating the data key re-seals every record under a new store id, and
   CHECK(AccountManager::open(store.backend, raw('x')).value().integrity().intact());
 }
 
-TEST_CASE("a rotation of a store large enough to re-seal on several threads keeps every account and portfolio",
+TEST_CASE("a rotation of 12,000 accounts and their portfolios keeps every account and portfolio, reporting progress",
           "[rotation]") {
   auto backend = keyfolio::make_memory_backend();
   constexpr int n = 12'000;
@@ -257,6 +257,39 @@ TEST_CASE("a subscriber hears of a resync of the change feed before the changes 
   CHECK(events.front().id.spelling().empty());
   CHECK(std::all_of(events.begin() + 1, events.end(),
                     [](const keyfolio::AccountEvent& e) { return e.kind == keyfolio::AccountEvent::Kind::created; }));
+}
+
+namespace {
+
+// Runs `after_write` once, right after the next write of more than a few
+// records (a rotation's) has landed.
+class AfterLargeWrite : public keyfolio::StorageBackendWrapper {
+ public:
+  using StorageBackendWrapper::StorageBackendWrapper;
+  std::function<void()> after_write;
+  keyfolio::Result<void> write(const WriteBatch& batch) override {
+    auto r = StorageBackendWrapper::write(batch);
+    if (r && batch.operations().size() > 10 && after_write) std::exchange(after_write, nullptr)();
+    return r;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a write that lands right after this manager's rotation reaches its cache", "[rotation]") {
+  Filled store;
+  auto racing = std::make_shared<AfterLargeWrite>(store.backend);
+  auto m = AccountManager::open(racing, raw('x')).value();
+  racing->after_write = [&] {
+    // Another host, under the new key, before this manager takes in what it
+    // rotated: its feed event comes while the rotation holds events back.
+    auto other = AccountManager::open(store.backend, raw('x')).value();
+    other.upsert("BINANCE/3", keys("k3", "theirs")).value();
+  };
+  REQUIRE(m.rotate_data_key(raw('x')));
+  CHECK(reveals_secret(m, "binance/3", "theirs"));
+  CHECK(reveals_secret(m, "binance/4", "s4"));
+  CHECK(m.get("BINANCE/3").value()->version == store.backend->get("accounts", "binance/3").value()->version);
 }
 
 TEST_CASE("opened to recover, a rotation leaves behind the records that do not authenticate",
