@@ -422,24 +422,36 @@ void floor_connect_writes(benchmark::State& state) {
 
 // ---------------------------------------------------------------- postgres
 
+// Where the throwaway PostgreSQL server keeps what stops it, once started.
+std::string& pg_server_dir() {
+  static std::string dir;
+  return dir;
+}
+
+// Stops the throwaway server, if one was started: before the benchmark's
+// directory, which holds what names it, is removed.
+void stop_pg_server() {
+  if (pg_server_dir().empty()) return;
+  const std::string stop = "bash '" KEYFOLIO_POSTGRES_SCRIPT "' stop '" + pg_server_dir() + "'";
+  [[maybe_unused]] const int rc = std::system(stop.c_str());
+  pg_server_dir().clear();
+}
+
 // The server of the PostgreSQL cases: the one KEYFOLIO_BENCH_POSTGRES names
 // (a conninfo), else a throwaway one started with the tests' own script and
-// stopped at exit.
+// stopped by stop_pg_server() at the end of main().
 const std::string& pg_conninfo() {
   static const std::string conninfo = [] {
     if (const char* env = std::getenv("KEYFOLIO_BENCH_POSTGRES"); env != nullptr && *env != '\0') {
       return std::string(env);
     }
-    static const std::string dir = (bench_dir() / "postgres").string();
+    const std::string dir = (bench_dir() / "postgres").string();
     const std::string start = "KEYFOLIO_TEST_POSTGRES= bash '" KEYFOLIO_POSTGRES_SCRIPT "' start '" + dir + "'";
     if (std::system(start.c_str()) != 0) {
       std::cerr << "bench: cannot start a PostgreSQL server\n";
       std::abort();
     }
-    std::atexit([] {
-      const std::string stop = "bash '" KEYFOLIO_POSTGRES_SCRIPT "' stop '" + dir + "'";
-      [[maybe_unused]] const int rc = std::system(stop.c_str());
-    });
+    pg_server_dir() = dir;
     std::ifstream in(dir + "/conninfo");
     std::string line;
     std::getline(in, line);
@@ -948,6 +960,7 @@ int main(int argc, char** argv) {
               << "   (write() to the event in another process; goal p50 <= 2 ms"
               << (feed->second.counters["p50_us"] <= 2000 ? ")" : ")   MISSED") << "\n";
   }
+  stop_pg_server();
   fs::remove_all(bench_dir());
   return 0;
 }
