@@ -57,6 +57,34 @@ inline void drain(int fd, std::string& to) {
   ::close(fd);
 }
 
+// In the forked child, its standard streams in place: runs the tool as
+// `launch` says (directory, address-space limit, arguments, environment).
+[[noreturn]] inline void exec_cli(const Launch& launch) {
+  if (!launch.cwd.empty() && ::chdir(launch.cwd.c_str()) != 0) ::_exit(126);
+  if (launch.address_space != 0) {
+    const rlimit limit{launch.address_space, launch.address_space};
+    if (::setrlimit(RLIMIT_AS, &limit) != 0) ::_exit(126);
+  }
+  std::vector<char*> argv{const_cast<char*>(KEYFOLIO_CLI)};
+  for (const auto& a : launch.args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : launch.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  ::execve(KEYFOLIO_CLI, argv.data(), envp.data());
+  ::_exit(127);
+}
+
+// In the parent: closes the child's ends of the pipes, and gives it
+// `launch.input` on its standard input, then end of file.
+inline void hand_input(const Launch& launch, const int in[2], const int out[2], const int err[2]) {
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  (void)!::write(in[1], launch.input.data(), launch.input.size());
+  ::close(in[1]);
+}
+
 // Runs the tool with no controlling terminal (so prompts are unreachable),
 // `input` on its standard input.
 inline Run keyfolio_cli(const Launch& launch) {
@@ -93,25 +121,9 @@ inline Run keyfolio_cli(const Launch& launch) {
       ::dup2(err[1], 2);
     }
     for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) ::close(fd);
-    if (!launch.cwd.empty() && ::chdir(launch.cwd.c_str()) != 0) ::_exit(126);
-    if (launch.address_space != 0) {
-      const rlimit limit{launch.address_space, launch.address_space};
-      if (::setrlimit(RLIMIT_AS, &limit) != 0) ::_exit(126);
-    }
-    std::vector<char*> argv{const_cast<char*>(KEYFOLIO_CLI)};
-    for (const auto& a : launch.args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (const auto& e : launch.env) envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-    ::execve(KEYFOLIO_CLI, argv.data(), envp.data());
-    ::_exit(127);
+    exec_cli(launch);
   }
-  ::close(in[0]);
-  ::close(out[1]);
-  ::close(err[1]);
-  (void)!::write(in[1], launch.input.data(), launch.input.size());
-  ::close(in[1]);
+  hand_input(launch, in, out, err);
   if (launch.meanwhile) launch.meanwhile(pid);
   Run r;
   if (launch.stdout_writes) {
@@ -305,21 +317,9 @@ class Background {
       ::dup2(out[1], 1);
       ::dup2(err[1], 2);
       for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) ::close(fd);
-      if (!launch.cwd.empty() && ::chdir(launch.cwd.c_str()) != 0) ::_exit(126);
-      std::vector<char*> argv{const_cast<char*>(KEYFOLIO_CLI)};
-      for (const auto& a : launch.args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      std::vector<char*> envp;
-      for (const auto& e : launch.env) envp.push_back(const_cast<char*>(e.c_str()));
-      envp.push_back(nullptr);
-      ::execve(KEYFOLIO_CLI, argv.data(), envp.data());
-      ::_exit(127);
+      exec_cli(launch);
     }
-    ::close(in[0]);
-    ::close(out[1]);
-    ::close(err[1]);
-    (void)!::write(in[1], launch.input.data(), launch.input.size());
-    ::close(in[1]);
+    hand_input(launch, in, out, err);
     out_ = out[0];
     err_ = err[0];
   }

@@ -39,6 +39,26 @@ std::string prefix_end(std::string_view prefix) {
   return end;
 }
 
+// The change-log entry an operation makes: a put (at its new version), an
+// erase of a record that was there, an erase_all; nothing for a check.
+struct LoggedChange {
+  LoggedKind kind;
+  std::int64_t version;
+};
+std::optional<LoggedChange> logged_change(const WriteBatch::Operation& op) {
+  const auto expected = static_cast<std::int64_t>(op.expected_version);
+  switch (op.kind) {
+    case WriteBatch::Kind::put:
+      return LoggedChange{LoggedKind::put, op.expected_version == must_not_exist ? 1 : expected + 1};
+    case WriteBatch::Kind::erase:
+      if (op.expected_version == must_not_exist) return std::nullopt;
+      return LoggedChange{LoggedKind::erase, 0};
+    case WriteBatch::Kind::erase_all: return LoggedChange{LoggedKind::erase_all, 0};
+    case WriteBatch::Kind::expect: return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 // Connections for get, scan and write, opened as needed up to the pool size.
 class Pool {
  public:
@@ -246,12 +266,7 @@ class PostgresBackend final : public StorageBackend {
     const bool log_each = ops.size() <= max_logged_operations;
     std::int64_t logged = 0;
     if (log_each) {
-      for (const auto& op : ops) {
-        if (op.kind == WriteBatch::Kind::put || op.kind == WriteBatch::Kind::erase_all ||
-            (op.kind == WriteBatch::Kind::erase && op.expected_version != must_not_exist)) {
-          ++logged;
-        }
-      }
+      for (const auto& op : ops) logged += logged_change(op) ? 1 : 0;
     } else {
       logged = 1;
     }
@@ -330,18 +345,15 @@ class PostgresBackend final : public StorageBackend {
       const auto expected = static_cast<std::int64_t>(op.expected_version);
       Params p;
       const char* name = nullptr;
-      std::optional<std::pair<LoggedKind, std::int64_t>> entry;  // what the log records of it
       switch (op.kind) {
         case WriteBatch::Kind::put:
           p.bytes(op.collection).bytes(op.key);
           if (op.expected_version == must_not_exist) {
             p.bytes(op.value);
             name = statement::insert;
-            entry.emplace(LoggedKind::put, 1);
           } else {
             p.int64(expected).bytes(op.value);
             name = statement::update;
-            entry.emplace(LoggedKind::put, expected + 1);
           }
           break;
         case WriteBatch::Kind::erase:
@@ -351,13 +363,11 @@ class PostgresBackend final : public StorageBackend {
           } else {
             p.int64(expected);
             name = statement::erase;
-            entry.emplace(LoggedKind::erase, 0);
           }
           break;
         case WriteBatch::Kind::erase_all:
           p.bytes(op.collection);
           name = statement::erase_all;
-          entry.emplace(LoggedKind::erase_all, 0);
           break;
         case WriteBatch::Kind::expect:
           p.bytes(op.collection).bytes(op.key);
@@ -370,9 +380,11 @@ class PostgresBackend final : public StorageBackend {
           break;
       }
       queue(name, p, i);
-      if (entry && log_each) {
-        log(entry->first, op.collection, op.kind == WriteBatch::Kind::erase_all ? std::string_view() : op.key,
-            entry->second);
+      if (log_each) {
+        if (const auto change = logged_change(op)) {
+          log(change->kind, op.collection, op.kind == WriteBatch::Kind::erase_all ? std::string_view() : op.key,
+              change->version);
+        }
       }
       if (queries_.size() - read >= pipeline_window && !broken) {
         // Make the server send what it has, and read it before going on.
